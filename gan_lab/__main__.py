@@ -1,0 +1,3 @@
+from gan_lab.cli import main
+
+main()

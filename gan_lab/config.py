@@ -1,0 +1,159 @@
+"""Config schema, resolvers and the checks that run before any work starts.
+
+The schema (registered in Hydra's ConfigStore as ``train_schema``) types the
+engine keys, so ``train.batch_size=abc`` or ``hardware.precision=fp8`` fail
+with OmegaConf's message naming the key. :func:`validate` adds the checks a
+type cannot express (ranges, image sizes, model/dataset compatibility) and
+raises :class:`~gan_lab.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from gan_lab.errors import ConfigError
+
+
+class Precision(str, enum.Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class ProgressMode(str, enum.Enum):
+    auto = "auto"  # live bar on an interactive terminal, plain lines otherwise
+    bar = "bar"
+    plain = "plain"
+
+
+@dataclass
+class TrainSchema:
+    steps: int = 2000  # generator steps
+    batch_size: int = 64
+    n_critic: int = 1  # discriminator steps per generator step
+    clip_grad_G: Optional[float] = None  # max global grad norm, null = off
+    clip_grad_D: Optional[float] = None
+    log_every: int = 50
+    sample_every: int = 500
+    ckpt_every: int = 500
+    keep_ckpts: int = 2  # numbered checkpoints kept besides last.pt
+    grid_size: int = 64  # samples in each grid
+    progress: ProgressMode = ProgressMode.auto
+
+
+@dataclass
+class HardwareSchema:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Precision = Precision.fp32
+    tf32: bool = True  # TF32 matmuls/convolutions on Ampere+ GPUs
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the networks
+    data_on_device: bool = True  # keep decoded data on the GPU when it fits
+
+
+@dataclass
+class TrainAppSchema:
+    seed: int = 0
+    resume: Optional[str] = None  # run directory or checkpoint to continue
+    train: TrainSchema = field(default_factory=TrainSchema)
+    hardware: HardwareSchema = field(default_factory=HardwareSchema)
+    model: Any = None
+    loss: Any = None
+    dataset: Any = None
+    optim: Any = None
+    schedule: Any = None
+    tricks: Any = field(default_factory=dict)
+
+
+def run_dir_for(resume: Optional[str], default: str) -> str:
+    """``hydra.run.dir``: a resumed run keeps writing into its own directory."""
+    if not resume:
+        return default
+    path = Path(resume).expanduser().resolve()
+    if path.is_file():  # <run>/checkpoints/<name>.pt
+        return str(path.parent.parent)
+    return str(path)
+
+
+def register() -> None:
+    """Register the schema and resolvers (idempotent; called by every app and test)."""
+    ConfigStore.instance().store(name="train_schema", node=TrainAppSchema)
+    if not OmegaConf.has_resolver("gan_lab_run_dir"):
+        OmegaConf.register_new_resolver("gan_lab_run_dir", run_dir_for)
+    if not OmegaConf.has_resolver("gan_lab_hydra_subdir"):
+        # A resumed run keeps the first session's .hydra/ and records its own invocation beside it.
+        OmegaConf.register_new_resolver(
+            "gan_lab_hydra_subdir",
+            lambda resume: ".hydra" if not resume else f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}",
+        )
+    if not OmegaConf.has_resolver("data_shape"):
+        # [C, H, W] for image datasets, [D] for point datasets (the MLP models' output shape).
+        OmegaConf.register_new_resolver(
+            "data_shape",
+            lambda d: [d.dim] if "dim" in d else [d.channels, d.image_size, d.image_size],
+        )
+
+
+def _positive(cfg: DictConfig, key: str, allow_none: bool = False) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"{key} must be a positive number, got {value!r}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks that a type cannot express; each error names the offending key."""
+    for key in ("train.steps", "train.batch_size", "train.n_critic", "train.log_every",
+                "train.sample_every", "train.ckpt_every", "train.grid_size"):
+        _positive(cfg, key)
+    if cfg.train.keep_ckpts < 0:
+        raise ConfigError(f"train.keep_ckpts must be >= 0, got {cfg.train.keep_ckpts}")
+    for key in ("train.clip_grad_G", "train.clip_grad_D"):
+        _positive(cfg, key, allow_none=True)
+    for net in ("G", "D"):
+        if OmegaConf.select(cfg, f"optim.{net}._target_") is None:
+            raise ConfigError(f"optim.{net} must name an optimizer with _target_")
+        _positive(cfg, f"optim.{net}.lr")
+    device = cfg.hardware.device
+    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+        raise ConfigError(f"hardware.device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    for group in ("model", "loss", "dataset"):
+        if OmegaConf.select(cfg, f"{group}._target_") is None:
+            raise ConfigError(f"{group} must be chosen (e.g. {group}=...) and name a class with _target_")
+    if "image_size" in cfg.dataset:
+        _positive(cfg, "dataset.image_size")
+    task_cls = _cls(cfg.model._target_, "model._target_")
+    data_cls = _cls(cfg.dataset._target_, "dataset._target_")
+    kinds = getattr(task_cls, "data_kinds", ())
+    if getattr(data_cls, "kind", None) not in kinds:
+        raise ConfigError(
+            f"dataset={_option(cfg, 'dataset')} provides {getattr(data_cls, 'kind', '?')} data, "
+            f"but model={_option(cfg, 'model')} trains on {' or '.join(kinds)} data; choose a matching dataset "
+            f"(e.g. {'shapes_paired or paired_folder' if 'paired' in kinds else 'shapes'})"
+        )
+
+
+def _cls(path: str, key: str) -> type:
+    try:
+        return get_class(path)
+    except Exception as err:  # ImportError, AttributeError, ValueError
+        raise ConfigError(f"{key}={path!r} does not name a class: {err}") from None
+
+
+def _option(cfg: DictConfig, group: str) -> str:
+    """The option the user chose for a group (``dcgan``), else the target class name."""
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get(group)
+        if choice:
+            return choice
+    return OmegaConf.select(cfg, f"{group}._target_").rsplit(".", 1)[-1]

@@ -1,0 +1,94 @@
+"""Checkpoint files: written atomically, read safely.
+
+A checkpoint holds only tensors and plain Python values, so it is always read
+with ``torch.load(weights_only=True)``: opening a checkpoint from someone else
+cannot run code. It is written to a temporary file in the same directory,
+flushed to disk and renamed over the old one, so a crash mid-write never
+destroys the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from gan_lab.errors import CheckpointError
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "config", "step", "model")
+
+
+def save(state: dict, path: Path) -> None:
+    """Atomic write: same-directory temporary file, fsync, ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or ``<run>/checkpoints/last.pt`` for a run directory."""
+    p = Path(path).expanduser().resolve()
+    if p.is_dir():
+        candidate = p / "checkpoints" / "last.pt"
+        if not candidate.is_file():
+            candidate = p / "last.pt"
+        if not candidate.is_file():
+            raise CheckpointError(f"no checkpoint in {p}: expected {p / 'checkpoints' / 'last.pt'}")
+        return candidate
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {p} does not exist")
+    return p
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read a gan-lab checkpoint; anything else is one clear :class:`CheckpointError`."""
+    p = resolve(path)
+    if not zipfile.is_zipfile(p):  # torch.save always writes a zip archive; a cut-off one has no directory
+        raise CheckpointError(f"checkpoint {p} is corrupt or truncated (not a complete torch archive)")
+    try:
+        state = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"checkpoint {p} holds objects other than tensors and plain values, so it is not loaded "
+            f"(gan-lab loads with weights_only=True): {str(err).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {p} is corrupt or truncated ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
+        raise CheckpointError(f"{p} is not a gan-lab checkpoint (missing {', '.join(REQUIRED_KEYS)})")
+    if state["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"{p} has checkpoint format {state['format_version']}, this gan-lab reads {FORMAT_VERSION}")
+    return state
+
+
+def prune(directory: Path, keep: int) -> None:
+    """Keep the ``keep`` newest numbered checkpoints (``step_*.pt``); last.pt is never pruned."""
+    numbered = sorted(Path(directory).glob("step_*.pt"))
+    for old in numbered[: max(0, len(numbered) - keep)]:
+        old.unlink()

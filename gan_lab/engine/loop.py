@@ -1,0 +1,167 @@
+"""The one training loop, for every model family.
+
+Each generator step is ``n_critic`` discriminator steps on fresh batches, then
+one generator step on the last batch. The engine alone owns ``zero_grad``,
+``backward``, gradient scaling, clipping and stepping; a task only computes
+losses (``gan_lab.models.base``). Cadences are step-based.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from gan_lab.data.base import BatchSampler, TensorDataset
+from gan_lab.engine import checkpoint
+from gan_lab.engine.precision import Hardware
+from gan_lab.engine.recorder import Recorder
+from gan_lab.engine.signals import StopFlag
+from gan_lab.engine.state import TrainState
+from gan_lab.errors import NonFiniteLossError
+from gan_lab.ui import ProgressReport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunIO:
+    """Where a run writes, and the stop flag set by Ctrl-C/SIGTERM."""
+
+    run_dir: Path
+    recorder: Recorder
+    stop: StopFlag
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+
+def train_loop(state: TrainState, data: TensorDataset, cfg: DictConfig, hw: Hardware, io: RunIO) -> str:
+    """Train until ``cfg.train.steps`` or a stop signal; returns why it ended ("done" or the signal)."""
+    task, tc = state.task, cfg.train
+    sampler = BatchSampler(len(data), tc.batch_size, cfg.seed)
+    images_per_step = tc.batch_size * tc.n_critic
+    pending: list[dict] = []  # per-step stats, converted to floats only at log steps (one sync)
+    with ProgressReport(tc.steps, state.step, images_per_step, tc.log_every, tc.progress.value) as progress:
+        while state.step < tc.steps and not io.stop.requested:
+            t0 = time.perf_counter()
+            step = state.step + 1
+
+            # -- discriminator phase: n_critic steps on fresh batches --
+            task.D.requires_grad_(True)
+            for _ in range(tc.n_critic):
+                batch = hw.batch(data.batch(sampler.indices(state.batches)))
+                state.batches += 1
+                with hw.autocast():
+                    out_d = task.d_loss(batch)
+                _check_finite(out_d.loss, "loss/D", step, io)
+                _optimizer_step(out_d.loss, state, "D", tc.clip_grad_D)
+                task.after_d_step()
+
+            # -- generator phase: D is frozen so no gradient is computed for its weights --
+            task.D.requires_grad_(False)
+            with hw.autocast():
+                out_g = task.g_loss(batch)
+            _check_finite(out_g.loss, "loss/G", step, io)
+            _optimizer_step(out_g.loss, state, "G", tc.clip_grad_G)
+            for trick in state.tricks.values():
+                trick.after_g_step(task)
+            for sched in state.schedulers.values():
+                sched.step()
+
+            # -- bookkeeping --
+            state.step, state.images_seen = step, state.images_seen + images_per_step
+            state.elapsed += time.perf_counter() - t0
+            pending.append({**out_d.stats, **out_g.stats})
+            if step % tc.log_every == 0 or step == tc.steps:
+                state.last_losses = _mean_stats(pending)
+                pending.clear()
+                lrs = {f"lr/{n}": o.param_groups[0]["lr"] for n, o in state.optimizers.items()}
+                io.recorder.scalars(step, {**state.last_losses, **lrs, "perf/images_per_sec": progress.rate})
+            progress.update(step, state.last_losses)
+            if step % tc.sample_every == 0:
+                render_samples(state, data, io.recorder)
+            if step % tc.ckpt_every == 0:
+                save_checkpoint(state, io, cfg)
+
+    # -- end of run or stop signal: always leave a checkpoint of the last step --
+    if pending:
+        state.last_losses = _mean_stats(pending)
+    if state.step % tc.sample_every:
+        render_samples(state, data, io.recorder)
+    if state.step % tc.ckpt_every:
+        save_checkpoint(state, io, cfg)
+    io.recorder.flush()
+    return io.stop.requested or "done"
+
+
+def _optimizer_step(loss: torch.Tensor, state: TrainState, net: str, clip: float | None) -> None:
+    opt, scaler = state.optimizers[net], state.scalers[net]
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip is not None:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(getattr(state.task, net).parameters(), clip)
+    scaler.step(opt)
+    scaler.update()
+
+
+def _check_finite(loss: torch.Tensor, name: str, step: int, io: RunIO) -> None:
+    """Stop before a NaN/inf reaches the weights, so the last checkpoint stays good."""
+    if not math.isfinite(loss.item()):
+        last = io.ckpt_dir / "last.pt"
+        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+        raise NonFiniteLossError(
+            f"{name} is {loss.item()} at step {step}; training stopped and {kept}. "
+            f"Lower the learning rates (optim.G.lr, optim.D.lr), enable gradient clipping "
+            f"(train.clip_grad_D=...), or use hardware.precision=fp32."
+        )
+
+
+def _mean_stats(pending: list[dict]) -> dict[str, float]:
+    keys = pending[-1].keys()
+    stacked = torch.stack([torch.stack([torch.as_tensor(p[k], dtype=torch.float32).detach().cpu() for k in keys])
+                           for p in pending])
+    return dict(zip(keys, stacked.mean(0).tolist()))
+
+
+@torch.no_grad()
+def render_samples(state: TrainState, data: TensorDataset, recorder: Recorder) -> Path:
+    """Sample grid from the fixed inputs with the EMA generator when there is one.
+
+    Rendering runs on a forked RNG and restores G's mode, so taking samples
+    never changes the training trajectory (exact resume depends on it)."""
+    task = state.task
+    ema = state.tricks.get("ema")
+    G = ema.module if ema is not None else task.G
+    was_training = G.training
+    devices = [task.device] if task.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        samples, nrow = task.render(state.fixed, G)
+    G.train(was_training)
+    if data.kind == "points":
+        return recorder.points(state.step, samples, data.tensors["real"][:4096])
+    return recorder.images(state.step, samples, nrow)
+
+
+def save_checkpoint(state: TrainState, io: RunIO, cfg: DictConfig) -> Path:
+    """``step_XXXXXXX.pt`` (the newest ``keep_ckpts`` kept) and ``last.pt``, each written atomically."""
+    last = io.ckpt_dir / "last.pt"
+    if cfg.train.keep_ckpts == 0:
+        checkpoint.save(state.state_dict(), last)
+        return last
+    numbered = io.ckpt_dir / f"step_{state.step:07d}.pt"
+    checkpoint.save(state.state_dict(), numbered)
+    tmp = io.ckpt_dir / ".last.pt.link"
+    tmp.unlink(missing_ok=True)
+    os.link(numbered, tmp)  # last.pt shares the file: no second write, and the swap is atomic
+    os.replace(tmp, last)
+    checkpoint.prune(io.ckpt_dir, cfg.train.keep_ckpts)
+    return last

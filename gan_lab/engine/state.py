@@ -1,0 +1,86 @@
+"""Everything a run needs to continue exactly where it stopped.
+
+``TrainState.state_dict()`` is the checkpoint (format in ``docs/checkpoints.md``):
+networks, optimizers, schedulers, gradient scalers, trick states, counters,
+the fixed sample inputs and every RNG state, as tensors and plain values only.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from gan_lab import __version__
+from gan_lab.engine.checkpoint import FORMAT_VERSION
+from gan_lab.models.base import GANTask
+
+
+@dataclass
+class TrainState:
+    task: GANTask
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
+    scalers: dict[str, torch.amp.GradScaler]
+    tricks: dict[str, object]
+    config: dict  # the resolved config, a plain container
+    step: int = 0  # generator steps done
+    batches: int = 0  # batches drawn from the data (the data order is a function of this)
+    images_seen: int = 0  # real images the discriminator saw
+    fixed: dict[str, torch.Tensor] = field(default_factory=dict)
+    elapsed: float = 0.0  # training seconds over all sessions of the run
+    last_losses: dict[str, float] = field(default_factory=dict)
+
+    def state_dict(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "gan_lab_version": __version__,
+            "config": self.config,
+            "step": self.step,
+            "batches": self.batches,
+            "images_seen": self.images_seen,
+            "elapsed": self.elapsed,
+            "last_losses": dict(self.last_losses),
+            "model": self.task.state_dict(),  # G.*, D.* and any buffers the task keeps
+            "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+            "scalers": {n: s.state_dict() for n, s in self.scalers.items() if s.is_enabled()},
+            "tricks": {n: t.state_dict() for n, t in self.tricks.items()},
+            "fixed": {k: v.cpu() for k, v in self.fixed.items()},
+            "rng": capture_rng(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.task.load_state_dict(state["model"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        for name, scaler in self.scalers.items():
+            # A disabled scaler's state is empty; fp32/bf16 <-> fp16 resumes start a fresh scaler.
+            if scaler.is_enabled() and name in state["scalers"]:
+                scaler.load_state_dict(state["scalers"][name])
+        for name, trick in self.tricks.items():
+            trick.load_state_dict(state["tricks"][name])
+        device = self.task.device
+        self.fixed = {k: v.to(device) for k, v in state["fixed"].items()}
+        self.step, self.batches = state["step"], state["batches"]
+        self.images_seen, self.elapsed = state["images_seen"], state["elapsed"]
+        self.last_losses = dict(state["last_losses"])
+        restore_rng(state["rng"])
+
+
+def capture_rng() -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+    }
+
+
+def restore_rng(rng: dict) -> None:
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    random.setstate(rng["python"])

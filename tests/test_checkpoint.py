@@ -1,0 +1,87 @@
+"""Checkpoints are written atomically and read safely."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from gan_lab.engine import checkpoint
+from gan_lab.errors import CheckpointError
+
+
+def _state(step: int) -> dict:
+    return {"format_version": checkpoint.FORMAT_VERSION, "config": {"seed": 0}, "step": step,
+            "model": {"G.w": torch.full((3,), float(step))}}
+
+
+def test_roundtrip(tmp_path):
+    checkpoint.save(_state(7), tmp_path / "last.pt")
+    state = checkpoint.load(tmp_path / "last.pt")
+    assert state["step"] == 7 and torch.equal(state["model"]["G.w"], torch.full((3,), 7.0))
+    assert not list(tmp_path.glob(".*tmp")), "the temporary file must be renamed away"
+
+
+def test_crash_during_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    checkpoint.save(_state(1), path)
+
+    def crash(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a zip file")  # some bytes reach the disk, then the process dies
+        raise KeyboardInterrupt("simulated crash mid-write")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(_state(2), path)
+    monkeypatch.undo()
+    assert checkpoint.load(path)["step"] == 1
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "last.pt"
+    checkpoint.save(_state(3), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        checkpoint.load(path)
+
+
+def test_garbage_and_missing_files(tmp_path):
+    (tmp_path / "x.pt").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        checkpoint.load(tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        checkpoint.load(tmp_path / "nope.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint in"):
+        checkpoint.load(tmp_path)
+
+
+def test_foreign_checkpoint_is_rejected(tmp_path):
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a gan-lab checkpoint"):
+        checkpoint.load(tmp_path / "other.pt")
+
+
+class Exploit:
+    """Unpickling this would run code; weights_only=True must refuse it."""
+
+    def __reduce__(self):
+        return (print, ("code ran while loading",))
+
+
+def test_loading_never_runs_code(tmp_path, capsys):
+    state = _state(1)
+    state["payload"] = Exploit()
+    torch.save(state, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="weights_only"):
+        checkpoint.load(tmp_path / "evil.pt")
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_prune_keeps_newest(tmp_path):
+    for step in (10, 20, 30, 40):
+        checkpoint.save(_state(step), tmp_path / f"step_{step:07d}.pt")
+    checkpoint.prune(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("step_*.pt")) == ["step_0000030.pt", "step_0000040.pt"]
