@@ -95,6 +95,8 @@ def register() -> None:
             "gan_lab_hydra_subdir",
             lambda resume: ".hydra" if not resume else f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}",
         )
+    if not OmegaConf.has_resolver("sum"):
+        OmegaConf.register_new_resolver("sum", lambda *xs: sum(xs))
     if not OmegaConf.has_resolver("data_shape"):
         # [C, H, W] for image datasets, [D] for point datasets (the MLP models' output shape).
         OmegaConf.register_new_resolver(

@@ -92,6 +92,8 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
     device = resolve_device(cfg.hardware)
     hw = Hardware(cfg.hardware, device)
     task, data = build(cfg, device)
+    if len(data) < cfg.train.batch_size:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the dataset ({len(data)} samples)")
     for net in (task.G, task.D):
         hw.prepare(net, cfg.hardware.compile)
     task.to(device)

@@ -16,6 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 CONSOLE = Console()
+if not CONSOLE.is_terminal:
+    CONSOLE.width = max(CONSOLE.width, 140)  # pipes and CI logs: no wrapping at 80 columns
 log = logging.getLogger("gan_lab")
 
 
