@@ -79,14 +79,9 @@ def resumed_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, d
     return stored, state
 
 
-def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> float:
-    """Train; returns the final generator loss (the value a sweeper minimises)."""
-    run_dir = Path(run_dir)
-    state_in = None
-    if cfg.resume:
-        cfg, state_in = resumed_config(cfg, overrides or [])
+def setup(cfg: DictConfig) -> tuple[TrainState, TensorDataset, Hardware]:
+    """Everything a run needs, built from a validated config: seeded, on its device, at step 0."""
     config_lib.validate(cfg)
-
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = resolve_device(cfg.hardware)
@@ -108,6 +103,17 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
         trick.setup(task)
     state = TrainState(task, optimizers, schedulers, hw.scalers, tricks,
                        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    return state, data, hw
+
+
+def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> float:
+    """Train; returns the final generator loss (the value a sweeper minimises)."""
+    run_dir = Path(run_dir)
+    state_in = None
+    if cfg.resume:
+        cfg, state_in = resumed_config(cfg, overrides or [])
+    state, data, hw = setup(cfg)
+    task, total = state.task, cfg.train.steps
     if state_in is not None:
         state.load_state_dict(state_in)
         log.info("resumed from %s at step %d", checkpoint.resolve(cfg.resume), state.step)
@@ -119,8 +125,8 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
 
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    log.info("run directory %s | %s on %s (%s) | %d parameters in G, %d in D", run_dir,
-             type(task).__name__, device, cfg.hardware.precision.value,
+    log.info("run %s | %s on %s, %s | G %d, D %d parameters", run_dir,
+             type(task).__name__, hw.device, cfg.hardware.precision.value,
              sum(p.numel() for p in task.G.parameters()), sum(p.numel() for p in task.D.parameters()))
 
     session_start, start_step, start_elapsed = time.perf_counter(), state.step, state.elapsed

@@ -45,41 +45,24 @@ class RunIO:
 
 def train_loop(state: TrainState, data: TensorDataset, cfg: DictConfig, hw: Hardware, io: RunIO) -> str:
     """Train until ``cfg.train.steps`` or a stop signal; returns why it ended ("done" or the signal)."""
-    task, tc = state.task, cfg.train
+    tc = cfg.train
     sampler = BatchSampler(len(data), tc.batch_size, cfg.seed)
     images_per_step = tc.batch_size * tc.n_critic
     pending: list[dict] = []  # per-step stats, converted to floats only at log steps (one sync)
     with ProgressReport(tc.steps, state.step, images_per_step, tc.log_every, tc.progress.value) as progress:
         while state.step < tc.steps and not io.stop.requested:
             t0 = time.perf_counter()
-            step = state.step + 1
-
-            # -- discriminator phase: n_critic steps on fresh batches --
-            task.D.requires_grad_(True)
-            for _ in range(tc.n_critic):
-                batch = hw.batch(data.batch(sampler.indices(state.batches)))
-                state.batches += 1
-                with hw.autocast():
-                    out_d = task.d_loss(batch)
-                _check_finite(out_d.loss, "loss/D", step, io)
-                _optimizer_step(out_d.loss, state, "D", tc.clip_grad_D)
-                task.after_d_step()
-
-            # -- generator phase: D is frozen so no gradient is computed for its weights --
-            task.D.requires_grad_(False)
-            with hw.autocast():
-                out_g = task.g_loss(batch)
-            _check_finite(out_g.loss, "loss/G", step, io)
-            _optimizer_step(out_g.loss, state, "G", tc.clip_grad_G)
-            for trick in state.tricks.values():
-                trick.after_g_step(task)
-            for sched in state.schedulers.values():
-                sched.step()
-
-            # -- bookkeeping --
-            state.step, state.images_seen = step, state.images_seen + images_per_step
+            try:
+                stats = train_step(state, data, sampler, hw, tc)
+            except NonFiniteLossError as err:
+                last = io.ckpt_dir / "last.pt"
+                kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+                raise NonFiniteLossError(
+                    f"{err}; training stopped and {kept}. Lower the learning rates (optim.G.lr, optim.D.lr), "
+                    f"clip gradients (train.clip_grad_D=...), or use hardware.precision=fp32.") from None
+            step = state.step
             state.elapsed += time.perf_counter() - t0
-            pending.append({**out_d.stats, **out_g.stats})
+            pending.append(stats)
             if step % tc.log_every == 0 or step == tc.steps:
                 state.last_losses = _mean_stats(pending)
                 pending.clear()
@@ -102,6 +85,39 @@ def train_loop(state: TrainState, data: TensorDataset, cfg: DictConfig, hw: Hard
     return io.stop.requested or "done"
 
 
+def train_step(state: TrainState, data: TensorDataset, sampler: BatchSampler, hw: Hardware,
+               tc: DictConfig) -> dict:
+    """One generator step: ``n_critic`` discriminator steps on fresh batches, then G on the last one.
+
+    Returns the step's statistics as tensors (no device sync beyond the finiteness checks)."""
+    task = state.task
+    step = state.step + 1
+
+    # -- discriminator phase --
+    task.D.requires_grad_(True)
+    for _ in range(tc.n_critic):
+        batch = hw.batch(data.batch(sampler.indices(state.batches)))
+        state.batches += 1
+        with hw.autocast():
+            out_d = task.d_loss(batch)
+        _check_finite(out_d.loss, "loss/D", step)
+        _optimizer_step(out_d.loss, state, "D", tc.clip_grad_D)
+        task.after_d_step()
+
+    # -- generator phase: D is frozen so no gradient is computed for its weights --
+    task.D.requires_grad_(False)
+    with hw.autocast():
+        out_g = task.g_loss(batch)
+    _check_finite(out_g.loss, "loss/G", step)
+    _optimizer_step(out_g.loss, state, "G", tc.clip_grad_G)
+    for trick in state.tricks.values():
+        trick.after_g_step(task)
+    for sched in state.schedulers.values():
+        sched.step()
+    state.step, state.images_seen = step, state.images_seen + tc.batch_size * tc.n_critic
+    return {**out_d.stats, **out_g.stats}
+
+
 def _optimizer_step(loss: torch.Tensor, state: TrainState, net: str, clip: float | None) -> None:
     opt, scaler = state.optimizers[net], state.scalers[net]
     opt.zero_grad(set_to_none=True)
@@ -113,16 +129,11 @@ def _optimizer_step(loss: torch.Tensor, state: TrainState, net: str, clip: float
     scaler.update()
 
 
-def _check_finite(loss: torch.Tensor, name: str, step: int, io: RunIO) -> None:
+def _check_finite(loss: torch.Tensor, name: str, step: int) -> None:
     """Stop before a NaN/inf reaches the weights, so the last checkpoint stays good."""
-    if not math.isfinite(loss.item()):
-        last = io.ckpt_dir / "last.pt"
-        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-        raise NonFiniteLossError(
-            f"{name} is {loss.item()} at step {step}; training stopped and {kept}. "
-            f"Lower the learning rates (optim.G.lr, optim.D.lr), enable gradient clipping "
-            f"(train.clip_grad_D=...), or use hardware.precision=fp32."
-        )
+    value = loss.item()
+    if not math.isfinite(value):
+        raise NonFiniteLossError(f"{name} is {value} at step {step}")
 
 
 def _mean_stats(pending: list[dict]) -> dict[str, float]:
