@@ -17,8 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan_lab.data.base import TensorDataset
-from gan_lab.data.vision import absolute_root, check_bool, check_channels, check_choice, check_int
+from gan_lab.data.base import TensorDataset, absolute_root, check_bool, check_channels, check_choice, check_int
 from gan_lab.errors import DataNotFoundError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

@@ -19,8 +19,7 @@ import math
 
 import torch
 
-from gan_lab.data.base import TensorDataset
-from gan_lab.data.vision import check_channels, check_int
+from gan_lab.data.base import TensorDataset, check_channels, check_int
 
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "star")
 

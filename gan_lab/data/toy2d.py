@@ -13,8 +13,7 @@ import math
 
 import torch
 
-from gan_lab.data.base import TensorDataset
-from gan_lab.data.vision import check_choice, check_int
+from gan_lab.data.base import TensorDataset, check_choice, check_int
 
 MIXTURES = ("ring", "grid")
 

@@ -1,5 +1,4 @@
-"""torchvision image sets (MNIST, Fashion-MNIST, CIFAR-10) as uint8 tensors, plus the
-image helpers and argument checks the other data modules share.
+"""torchvision image sets (MNIST, Fashion-MNIST, CIFAR-10) as uint8 tensors.
 
 The raw ``.data``/``.targets`` arrays of the torchvision datasets are converted in
 one go (no per-image PIL loop) and resized once to ``image_size``. A missing set
@@ -12,60 +11,11 @@ Krizhevsky 2009 (CIFAR-10).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-import torch.nn.functional as F
 
-from gan_lab.data.base import TensorDataset
+from gan_lab.data.base import (TensorDataset, absolute_root, check_bool, check_channels, check_choice, check_int,
+                               match_channels, resize_images)
 from gan_lab.errors import DataNotFoundError
-
-
-def check_int(key: str, value, low: int = 1) -> int:
-    """Return ``value`` if it is an integer >= ``low``, else a ValueError naming ``dataset.<key>``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        wanted = "a positive integer" if low == 1 else f"an integer >= {low}"
-        raise ValueError(f"dataset.{key} must be {wanted}, got {value!r}")
-    return value
-
-
-def check_choice(key: str, value, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"dataset.{key} must be one of {list(choices)}, got {value!r}")
-
-
-def check_bool(key: str, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"dataset.{key} must be true or false, got {value!r}")
-
-
-def check_channels(channels) -> int:
-    check_choice("channels", channels, (1, 3))
-    return channels
-
-
-def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> uint8 (N, C, size, size): bilinear with antialias, done once at load."""
-    if images.shape[-2:] == (size, size):
-        return images
-    # torch resizes uint8 natively on the CPU (PIL-like rounding, no float copy of the whole set).
-    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-
-
-def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
-    """Gray -> RGB by replication, RGB -> gray by ITU-R 601 luma; uint8 (N, C, H, W)."""
-    have = images.shape[1]
-    if have == channels:
-        return images
-    if have == 1:
-        return images.expand(-1, channels, -1, -1).contiguous()
-    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    return (images.float() * luma).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def absolute_root(root) -> Path:
-    """Expand ``~`` and make absolute once, so nothing later depends on the working directory."""
-    return Path(str(root)).expanduser().resolve()
 
 
 class _TorchvisionImages(TensorDataset):
