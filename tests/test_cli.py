@@ -70,7 +70,7 @@ def test_python_m_gan_lab_train_entrypoint(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["bad_key=1"], "Key 'bad_key' is not in struct"),
+    (["bad_key=1"], "Key 'bad_key' not in"),
     (["model=nope"], "Could not find 'model/nope'"),
     (["train.batch_size=abc"], "train.batch_size"),
     (["train.batch_size=-3"], "train.batch_size must be a positive number"),

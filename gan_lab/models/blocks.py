@@ -1,0 +1,97 @@
+"""Building blocks shared by every network, so no model file repeats a layer recipe.
+
+Conventions: convolution blocks are ``conv -> BatchNorm -> activation -> dropout``
+(the DCGAN / pix2pix layer "Ck"); fully connected layers put dropout on their
+*input*, as pylearn2 (the code of Goodfellow et al. 2014 and Mirza & Osindero 2014)
+did. Activations are in place where the tensor they overwrite is not needed again.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "lrelu": lambda: nn.LeakyReLU(0.2, inplace=True),  # slope 0.2: Radford et al. 2015 §3, Isola et al. 2017 §6.1
+    "tanh": nn.Tanh,
+}
+
+
+def activation(name: str | None) -> list[nn.Module]:
+    """``[]`` for ``None``, else the named activation as a one-element list."""
+    return [] if name is None else [_ACTIVATIONS[name]()]
+
+
+def conv_block(in_ch: int, out_ch: int, *, transpose: bool = False, kernel: int = 4, stride: int = 2,
+               padding: int = 1, norm: bool = True, act: str | None = None, dropout: float = 0.0) -> nn.Sequential:
+    """(Transposed) convolution, optional BatchNorm, activation and dropout.
+
+    The defaults (4x4, stride 2, padding 1) halve or double the resolution. The
+    convolution has no bias when BatchNorm follows: BN's shift makes it redundant."""
+    conv = nn.ConvTranspose2d if transpose else nn.Conv2d
+    layers = [conv(in_ch, out_ch, kernel, stride, padding, bias=not norm)]
+    if norm:
+        layers.append(nn.BatchNorm2d(out_ch))
+    layers += activation(act)
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def dense(in_features: int, out_features: int, *, act: str | None = None, input_dropout: float = 0.0) -> nn.Sequential:
+    """Dropout on the input, a linear map, an activation."""
+    layers = [nn.Dropout(input_dropout)] if input_dropout else []
+    return nn.Sequential(*layers, nn.Linear(in_features, out_features), *activation(act))
+
+
+class Maxout(nn.Module):
+    """Maxout units (Goodfellow et al. 2013): each unit is the max of ``pieces`` affine maps."""
+
+    def __init__(self, in_features: int, units: int, pieces: int, input_dropout: float = 0.0):
+        super().__init__()
+        self.units, self.pieces = units, pieces
+        self.dropout = nn.Dropout(input_dropout) if input_dropout else nn.Identity()
+        self.linear = nn.Linear(in_features, units * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.linear(self.dropout(x))
+        return h.view(*h.shape[:-1], self.units, self.pieces).amax(-1)
+
+
+def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Class indices as float one-hot rows (Mirza & Osindero 2014 §4.1 feed labels this way)."""
+    return F.one_hot(labels, num_classes).float()
+
+
+def numel(shape) -> int:
+    """Number of values in one sample of ``shape`` (a list from the config)."""
+    return math.prod(int(s) for s in shape)
+
+
+@torch.no_grad()
+def dcgan_init(module: nn.Module) -> None:
+    """N(0, 0.02) weights, zero biases, BatchNorm scales N(1, 0.02) (Radford et al. 2015 §4).
+
+    Use as ``net.apply(dcgan_init)``; pix2pix (Isola et al. 2017 §6.2) uses the same."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+    else:
+        return
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+@torch.no_grad()
+def uniform_init(net: nn.Module, bound: float) -> None:
+    """Linear weights U(-bound, bound), zero biases: pylearn2's ``irange`` used by the
+    reference MLP GANs (goodfeli/adversarial ``mnist.yaml``: .05 for G, .005 for D)."""
+    for module in net.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.uniform_(module.weight, -bound, bound)
+            nn.init.zeros_(module.bias)

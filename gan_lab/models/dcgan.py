@@ -1,0 +1,65 @@
+"""DCGAN networks of Radford et al. 2015, "Unsupervised Representation Learning with
+Deep Convolutional Generative Adversarial Networks".
+
+§3 architecture guidelines: strided convolutions in D and fractionally-strided
+convolutions in G instead of pooling; BatchNorm everywhere except G's output and
+D's input layers; no fully connected hidden layers (G's first layer projects z to
+4x4, here as a transposed convolution of z seen as a 1x1 image); ReLU in G with a
+Tanh output, LeakyReLU(0.2) in D. §4: weights from N(0, 0.02).
+
+Each block doubles (G) or halves (D) the resolution with 4x4 kernels, as in the
+PyTorch DCGAN example; log2(image_size) - 2 blocks lie between 4x4 and the image.
+``width`` is the channel count of G's last hidden block and D's first block, and
+doubles per block towards 4x4 (the paper's 64 px G, 1024 channels at 4x4, is width=128).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gan_lab.errors import ConfigError
+from gan_lab.models.blocks import conv_block, dcgan_init
+
+
+def _widths(image_size: int, width: int) -> list[int]:
+    """Channels of the hidden blocks, from full resolution down to 4x4."""
+    if image_size not in (32, 64):
+        raise ConfigError(f"dataset.image_size={image_size}: DCGAN generates 32 or 64 pixel images")
+    blocks = image_size.bit_length() - 3  # log2(image_size) - 2
+    return [width * 2**i for i in range(blocks)]
+
+
+class Generator(nn.Module):
+    """z (B, z_dim) -> images (B, channels, image_size, image_size) in [-1, 1]."""
+
+    def __init__(self, z_dim: int = 100, image_size: int = 64, channels: int = 3, width: int = 64):
+        super().__init__()
+        self.z_dim = z_dim
+        ch = _widths(image_size, width)[::-1]
+        self.net = nn.Sequential(
+            conv_block(z_dim, ch[0], transpose=True, stride=1, padding=0, act="relu"),  # 1x1 -> 4x4
+            *(conv_block(a, b, transpose=True, act="relu") for a, b in zip(ch, ch[1:])),
+            conv_block(ch[-1], channels, transpose=True, norm=False, act="tanh"),
+        )
+        self.apply(dcgan_init)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(*z.shape, 1, 1))
+
+
+class Discriminator(nn.Module):
+    """Images (B, channels, image_size, image_size) -> one logit per image (B,)."""
+
+    def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64):
+        super().__init__()
+        ch = _widths(image_size, width)
+        self.net = nn.Sequential(
+            conv_block(channels, ch[0], norm=False, act="lrelu"),
+            *(conv_block(a, b, act="lrelu") for a, b in zip(ch, ch[1:])),
+            conv_block(ch[-1], 1, stride=1, padding=0, norm=False),  # 4x4 -> 1x1 logit
+        )
+        self.apply(dcgan_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1)

@@ -1,0 +1,70 @@
+"""The noise-to-sample task of the original GAN (Goodfellow et al. 2014, Algorithm 1),
+shared by the MLP GAN (images or 2-D points) and DCGAN; cGAN extends it with labels."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from gan_lab.losses.adversarial import d_stats
+from gan_lab.models.base import GANTask, LossOut
+
+
+class NoiseToImage(GANTask):
+    """D learns real ``batch["real"]`` against G(z), z ~ N(0, I); G learns to fool D.
+
+    ``g_loss`` reuses the generator output of the preceding ``d_loss`` (G is not
+    updated in between, so it is the same sample): one generator forward per step
+    instead of two, as the reference DCGAN code (soumith/dcgan.torch) does.
+    Subclasses add conditioning through :meth:`sample_inputs` and :meth:`condition`.
+    """
+
+    data_kinds = ("image", "points")
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module):
+        super().__init__(generator, discriminator, loss)
+        self._last = None  # (generator inputs, G output) of the last D step
+
+    def sample_inputs(self, n: int) -> dict[str, torch.Tensor]:
+        """Generator inputs for ``n`` samples, drawn from the global torch RNG."""
+        return {"z": torch.randn(n, self.G.z_dim, device=self.device)}
+
+    def condition(self, source: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Extra arguments of G and D taken from a batch or from generator inputs."""
+        return ()
+
+    def grid_columns(self, n: int) -> int:
+        """Samples per grid row: a square grid."""
+        return max(1, math.isqrt(n))
+
+    def d_loss(self, batch: dict[str, torch.Tensor]) -> LossOut:
+        real = batch["real"]
+        real_cond = self.condition(batch)
+        inputs = self.sample_inputs(len(real))
+        fake = self.G(inputs["z"], *self.condition(inputs))
+        self._last = (inputs, fake)
+        real_logits = self.D(real, *real_cond)
+        fake_logits = self.D(fake.detach(), *self.condition(inputs))  # no gradient reaches G
+        loss = self.loss.d_loss(real_logits, fake_logits)
+        return LossOut(loss, d_stats(loss, real_logits, fake_logits))
+
+    def g_loss(self, batch: dict[str, torch.Tensor]) -> LossOut:
+        inputs, fake = self._last or (self.sample_inputs(len(batch["real"])), None)
+        self._last = None
+        if fake is None or fake.grad_fn is None:  # no D step before, or G was frozen during it
+            fake = self.G(inputs["z"], *self.condition(inputs))
+        loss = self.loss.g_loss(self.D(fake, *self.condition(inputs)))
+        return LossOut(loss, {"loss/G": loss.detach()})
+
+    def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+        return {"z": torch.randn(n, self.G.z_dim, device=self.device)}
+
+    @torch.no_grad()
+    def render(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> tuple[torch.Tensor, int]:
+        G.eval()  # BatchNorm running statistics: samples do not depend on the grid's other rows
+        out = G(fixed["z"], *self.condition(fixed))
+        if out.dim() == 2:  # points
+            return out, 0
+        return out, self.grid_columns(len(out))
