@@ -4,7 +4,9 @@ For every model (on its default dataset unless overridden) it runs the engine's 
 ``train_step``: a warm-up, then the median of several timed windows. It reports
 images/s, the FLOPs of one training iteration (forward and backward of every
 network, counted by ``torch.utils.flop_counter``), the achieved GFLOP/s, and that
-as a share of the dense fp32 matrix-multiply rate measured in the same run.
+as a share of the dense fp32 matrix-multiply rate measured in the same run: a
+matmul window is timed after every training window, so both rates see the same
+machine (shared CPUs drift by tens of percent over a minute).
 
     python scripts/bench_train.py                        # every model, hardware=auto
     python scripts/bench_train.py --models dcgan --windows 7 -- hardware=cpu model.generator.width=64
@@ -30,18 +32,16 @@ from hydra import compose, initialize_config_module
 MODELS = ["gan", "dcgan", "cgan", "pix2pix"]
 
 
-def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
-    """Dense fp32 matmul GFLOP/s (median of timed repeats): the machine's practical peak."""
+def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 3) -> float:
+    """Dense fp32 matmul GFLOP/s over one window: the machine's practical peak right now."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    times = []
-    for i in range(repeats + 2):
-        _sync(device)
-        t0 = time.perf_counter()
+    a @ b  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
         a @ b
-        _sync(device)
-        if i >= 2:
-            times.append(time.perf_counter() - t0)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    _sync(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
 def _sync(device: torch.device) -> None:
@@ -61,7 +61,7 @@ def bench_model(model: str, overrides: list[str], warmup: int, windows: int, ste
     with FlopCounterMode(display=False) as counter:
         train_step(state, data, sampler, hw, tc)
     flops = counter.get_total_flops()
-    rates = []
+    rates, peaks = [], []
     for _ in range(windows):
         _sync(hw.device)
         t0 = time.perf_counter()
@@ -69,9 +69,11 @@ def bench_model(model: str, overrides: list[str], warmup: int, windows: int, ste
             train_step(state, data, sampler, hw, tc)
         _sync(hw.device)
         rates.append(steps / (time.perf_counter() - t0))
+        peaks.append(matmul_rate(hw.device))
     it_per_s = statistics.median(rates)
     return {"model": model, "batch": tc.batch_size * tc.n_critic, "img/s": it_per_s * tc.batch_size * tc.n_critic,
-            "gflop": flops / 1e9, "gflops": flops * it_per_s / 1e9, "device": hw.device}
+            "gflop": flops / 1e9, "gflops": flops * it_per_s / 1e9, "peak": statistics.median(peaks),
+            "device": hw.device}
 
 
 def main() -> None:
@@ -84,14 +86,12 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = [bench_model(m, args.overrides, args.warmup, args.windows, args.steps) for m in args.models]
-    peak = matmul_rate(rows[0]["device"])
-    table = Table(title=f"gan-lab training throughput on {rows[0]['device']} "
-                        f"({torch.get_num_threads()} threads; fp32 matmul peak {peak:.1f} GFLOP/s)")
-    for col in ("model", "batch", "images/s", "GFLOP/iter", "GFLOP/s", "% of matmul peak"):
+    table = Table(title=f"gan-lab training throughput on {rows[0]['device']} ({torch.get_num_threads()} threads)")
+    for col in ("model", "batch", "images/s", "GFLOP/iter", "GFLOP/s", "fp32 matmul GFLOP/s", "% of matmul"):
         table.add_column(col, justify="right" if col != "model" else "left")
     for r in rows:
         table.add_row(r["model"], str(r["batch"]), f"{r['img/s']:.0f}", f"{r['gflop']:.2f}",
-                      f"{r['gflops']:.1f}", f"{100 * r['gflops'] / peak:.0f}%")
+                      f"{r['gflops']:.1f}", f"{r['peak']:.1f}", f"{100 * r['gflops'] / r['peak']:.0f}%")
     Console(width=120).print(table)
 
 

@@ -79,13 +79,18 @@ def test_dcgan_rejects_other_sizes_naming_the_key(size):
 
 def test_dcgan_follows_the_paper_architecture():
     G, D = dcgan.Generator(image_size=64, width=128), dcgan.Discriminator(image_size=64, width=64)
+    project = G.net[0]  # §3: z is projected by a matrix multiply and reshaped to 4x4x1024
+    assert isinstance(project, nn.Linear) and project.out_features == 1024 * 16 and project.bias is None
+    assert G(torch.randn(2, 100)).shape == (2, 3, 64, 64)
     convs = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
-    assert [c.out_channels for c in convs] == [1024, 512, 256, 128, 3]  # Radford et al. Fig. 1
-    assert [c.stride for c in convs] == [(1, 1)] + [(2, 2)] * 4
+    assert [c.out_channels for c in convs] == [512, 256, 128, 3]  # Radford et al. Fig. 1
+    assert [c.stride for c in convs] == [(2, 2)] * 4
+    assert isinstance(D.net[-1], nn.Linear) and D.net[-1].out_features == 1  # flattened -> one logit
     for net in (G, D):
-        assert not any(isinstance(m, (nn.Linear, nn.MaxPool2d, nn.AvgPool2d)) for m in net.modules())
+        assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in net.modules())
+        assert sum(isinstance(m, nn.Linear) for m in net.modules()) == 1  # no fully connected hidden layers
         for block in net.net:  # a convolution followed by BatchNorm carries no bias
-            if len(block) > 1 and isinstance(block[1], nn.BatchNorm2d):
+            if isinstance(block, nn.Sequential) and len(block) > 1 and isinstance(block[1], nn.BatchNorm2d):
                 assert block[0].bias is None
     assert not isinstance(D.net[0][1], nn.BatchNorm2d) and isinstance(D.net[0][1], nn.LeakyReLU)
     assert D.net[0][1].negative_slope == 0.2

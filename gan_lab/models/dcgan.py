@@ -3,9 +3,12 @@ Deep Convolutional Generative Adversarial Networks".
 
 §3 architecture guidelines: strided convolutions in D and fractionally-strided
 convolutions in G instead of pooling; BatchNorm everywhere except G's output and
-D's input layers; no fully connected hidden layers (G's first layer projects z to
-4x4, here as a transposed convolution of z seen as a 1x1 image); ReLU in G with a
-Tanh output, LeakyReLU(0.2) in D. §4: weights from N(0, 0.02).
+D's input layers; no fully connected hidden layers. G's first layer "could be called
+fully connected as it is just a matrix multiplication, but the result is reshaped
+into a 4-dimensional tensor"; D's last convolution layer "is flattened and then fed
+into a single sigmoid output" (§3): both are linear maps here, which is also the
+fast way to compute them (one matrix multiply instead of a 1x1-input convolution).
+ReLU in G with a Tanh output, LeakyReLU(0.2) in D. §4: weights from N(0, 0.02).
 
 Each block doubles (G) or halves (D) the resolution with 4x4 kernels, as in the
 PyTorch DCGAN example; log2(image_size) - 2 blocks lie between 4x4 and the image.
@@ -38,14 +41,17 @@ class Generator(nn.Module):
         self.z_dim = z_dim
         ch = _widths(image_size, width)[::-1]
         self.net = nn.Sequential(
-            conv_block(z_dim, ch[0], transpose=True, stride=1, padding=0, act="relu"),  # 1x1 -> 4x4
+            nn.Linear(z_dim, ch[0] * 16, bias=False),  # project z to 4x4 ...
+            nn.Unflatten(1, (ch[0], 4, 4)),
+            nn.BatchNorm2d(ch[0]),
+            nn.ReLU(inplace=True),
             *(conv_block(a, b, transpose=True, act="relu") for a, b in zip(ch, ch[1:])),
             conv_block(ch[-1], channels, transpose=True, norm=False, act="tanh"),
         )
         self.apply(dcgan_init)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.view(*z.shape, 1, 1))
+        return self.net(z)
 
 
 class Discriminator(nn.Module):
@@ -57,7 +63,8 @@ class Discriminator(nn.Module):
         self.net = nn.Sequential(
             conv_block(channels, ch[0], norm=False, act="lrelu"),
             *(conv_block(a, b, act="lrelu") for a, b in zip(ch, ch[1:])),
-            conv_block(ch[-1], 1, stride=1, padding=0, norm=False),  # 4x4 -> 1x1 logit
+            nn.Flatten(),
+            nn.Linear(ch[-1] * 16, 1),  # 4x4 features -> one logit
         )
         self.apply(dcgan_init)
 
