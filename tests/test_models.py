@@ -283,7 +283,7 @@ def test_pix2pix_render_keeps_dropout_noise_and_shows_triplets():
     torch.manual_seed(1)
     a, nrow = task.render(fixed, task.G)
     b, _ = task.render(fixed, task.G)
-    assert nrow == 3 and a.shape == (12, 3, 32, 32)
+    assert nrow == 6 and a.shape == (12, 3, 32, 32)  # two triplets per row
     assert not torch.equal(a, b)  # dropout is noise at test time (Isola et al. §3.3)
     assert torch.equal(a[0::3], fixed["input"].expand(-1, 3, -1, -1))
     assert torch.equal(a[2::3], fixed["target"])

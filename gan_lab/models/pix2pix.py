@@ -12,6 +12,8 @@ test time (§3.1, §3.3). Weights are drawn from N(0, 0.02) (§6.2).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -145,7 +147,7 @@ class Pix2PixTask(GANTask):
 
     @torch.no_grad()
     def render(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> tuple[torch.Tensor, int]:
-        """Rows of (input, output, target). Dropout stays on, as at test time in the
+        """Triplets (input, output, target), side by side. Dropout stays on, as at test time in the
         paper (§3.3); BatchNorm uses its running statistics (the paper uses the test
         batch's), so a grid row does not depend on the other rows and no buffer changes."""
         G.eval()
@@ -155,7 +157,7 @@ class Pix2PixTask(GANTask):
         x, target = fixed["input"], fixed["target"]
         out = G(x)
         rows = torch.stack([_match_channels(x, out.shape[1]), out, target], 1)
-        return rows.flatten(0, 1), 3
+        return rows.flatten(0, 1), 3 * max(1, math.isqrt(len(x)))  # a square grid of triplets
 
 
 def _match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
