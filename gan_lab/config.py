@@ -19,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from gan_lab.errors import ConfigError
 
@@ -134,6 +135,13 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{group} must be chosen (e.g. {group}=...) and name a class with _target_")
     if "image_size" in cfg.dataset:
         _positive(cfg, "dataset.image_size")
+    for group in ("model", "dataset", "loss", "optim", "schedule", "tricks"):
+        try:
+            OmegaConf.to_container(cfg[group], resolve=True)
+        except InterpolationResolutionError as err:
+            raise ConfigError(
+                f"{err.full_key}: {str(err.msg).splitlines()[0]} (model={_option(cfg, 'model')} does not fit "
+                f"dataset={_option(cfg, 'dataset')}?)") from None
     task_cls = _cls(cfg.model._target_, "model._target_")
     data_cls = _cls(cfg.dataset._target_, "dataset._target_")
     kinds = getattr(task_cls, "data_kinds", ())

@@ -86,7 +86,21 @@ def test_bad_input_is_one_clear_message(tmp_path, args, message):
     assert not list(tmp_path.glob("outputs/*/*/checkpoints"))
 
 
-def test_sigterm_saves_checkpoint_and_exits_cleanly(tmp_path):
+def test_resume_through_the_cli(tmp_path):
+    out = gan_lab("train", *TINY, "train.steps=2", "dataset.count=32", "model=cgan", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_dir = next(tmp_path.glob("outputs/*/*"))
+    out = gan_lab("train", f"resume={run_dir}", "train.steps=4", cwd=tmp_path)  # no need to repeat model=cgan
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert list(tmp_path.glob("outputs/*/*")) == [run_dir], "a resumed run writes into its own directory"
+    state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
+    assert state["step"] == 4 and state["config"]["model"]["_target_"].endswith("ConditionalTask")
+    assert "resumed from" in (run_dir / "train.log").read_text()
+    assert list((run_dir / ".hydra").glob("resumed-*/overrides.yaml"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_checkpoint_and_exits_cleanly(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, "-m", "gan_lab", "train", *TINY, "train.steps=100000",
                              "train.ckpt_every=100000", "train.sample_every=100000", "dataset.count=64"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -94,10 +108,10 @@ def test_sigterm_saves_checkpoint_and_exits_cleanly(tmp_path):
     while not list(tmp_path.glob("outputs/*/*/tb/events*")) and time.time() < deadline:
         time.sleep(0.5)
     time.sleep(3)  # let it take some steps
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, output[-2000:]
-    assert "SIGTERM received" in output and "stopped by SIGTERM" in output
+    assert f"{sig.name} received" in output and f"stopped by {sig.name}" in output
     run_dir = next(tmp_path.glob("outputs/*/*"))
     assert checkpoint.load(run_dir / "checkpoints" / "last.pt")["step"] > 0
 

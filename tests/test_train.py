@@ -94,3 +94,14 @@ def test_unpaired_data_for_pix2pix_is_refused(tmp_path):
 def test_batch_larger_than_dataset(tmp_path):
     with pytest.raises((ConfigError, ValueError), match="batch_size"):
         run(compose_train([*TINY, "dataset.count=4"]), tmp_path)
+
+
+def test_toy2d_runs_draw_scatter_plots(tmp_path):
+    from PIL import Image
+
+    run(compose_train([*TINY, "model=gan", "dataset=toy2d", "dataset.count=256"]), tmp_path)
+    image = torch.from_numpy(__import__("numpy").array(Image.open(tmp_path / "samples" / "step_0000004.png")))
+    assert image.shape == (256, 256, 3)
+    blue = (image[..., 2] > 150) & (image[..., 0] < 100)  # generated points
+    grey = (image[..., 0] == image[..., 2]) & (image[..., 0] > 150) & (image[..., 0] < 200)  # the real ring
+    assert blue.sum() > 0 and grey.sum() > 0
