@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections import deque
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -42,7 +43,8 @@ class ProgressReport:
         self.live = mode == "bar" or (mode == "auto" and CONSOLE.is_interactive)
         self._t0 = self._tw = time.perf_counter()
         self._sw = start
-        self.rate = 0.0
+        self._recent: deque[tuple[float, int]] = deque(maxlen=20)  # the bar's rate: the last 20 steps
+        self.rate = self.window_rate = 0.0
         self._progress = None
 
     def __enter__(self) -> "ProgressReport":
@@ -62,18 +64,23 @@ class ProgressReport:
         if self._progress is not None:
             self._progress.stop()
 
-    def update(self, step: int, losses: dict[str, float]) -> None:
-        """Called after every step; cheap unless a line or a redraw is due."""
+    def update(self, step: int, current: dict[str, float], mean: dict[str, float]) -> None:
+        """Called after every step: ``current`` holds this step's losses (the bar shows
+        them), ``mean`` the means over the last log window (the log line shows them)."""
+        now = time.perf_counter()
+        self._recent.append((now, step))
+        t_old, s_old = self._recent[0]
+        if step > s_old:
+            self.rate = (step - s_old) * self.images_per_step / (now - t_old)
         if step % self.every == 0 or step == self.total:
-            now = time.perf_counter()
-            self.rate = (step - self._sw) * self.images_per_step / max(now - self._tw, 1e-9)
+            self.window_rate = (step - self._sw) * self.images_per_step / max(now - self._tw, 1e-9)
             self._tw, self._sw = now, step
-            eta = (self.total - step) * self.images_per_step / max(self.rate, 1e-9)
-            log.info("step %d/%d | %.0f img/s | ETA %s | G %.4f | D %.4f", step, self.total, self.rate,
-                     format_duration(eta), losses.get("loss/G", float("nan")), losses.get("loss/D", float("nan")))
+            eta = (self.total - step) * self.images_per_step / max(self.window_rate, 1e-9)
+            log.info("step %d/%d | %.0f img/s | ETA %s | G %.4f | D %.4f", step, self.total, self.window_rate,
+                     format_duration(eta), mean.get("loss/G", float("nan")), mean.get("loss/D", float("nan")))
         if self._progress is not None:
             self._progress.update(self._task, completed=step, rate=self.rate,
-                                  G=losses.get("loss/G", float("nan")), D=losses.get("loss/D", float("nan")))
+                                  G=current.get("loss/G", float("nan")), D=current.get("loss/D", float("nan")))
 
 
 def summary_table(rows: dict[str, str], title: str = "gan-lab run") -> Table:

@@ -63,12 +63,15 @@ def train_loop(state: TrainState, data: TensorDataset, cfg: DictConfig, hw: Hard
             step = state.step
             state.elapsed += time.perf_counter() - t0
             pending.append(stats)
-            if step % tc.log_every == 0 or step == tc.steps:
+            logged = step % tc.log_every == 0 or step == tc.steps
+            if logged:
                 state.last_losses = _mean_stats(pending)
                 pending.clear()
+            # the losses were synced by the finiteness checks, so reading them costs nothing
+            progress.update(step, {k: float(stats[k]) for k in ("loss/G", "loss/D")}, state.last_losses)
+            if logged:
                 lrs = {f"lr/{n}": o.param_groups[0]["lr"] for n, o in state.optimizers.items()}
-                io.recorder.scalars(step, {**state.last_losses, **lrs, "perf/images_per_sec": progress.rate})
-            progress.update(step, state.last_losses)
+                io.recorder.scalars(step, {**state.last_losses, **lrs, "perf/images_per_sec": progress.window_rate})
             if step % tc.sample_every == 0:
                 render_samples(state, data, io.recorder)
             if step % tc.ckpt_every == 0:
