@@ -59,6 +59,7 @@ class HardwareSchema:
     channels_last: bool = False
     compile: bool = False  # torch.compile the networks
     data_on_device: bool = True  # keep decoded data on the GPU when it fits
+    flush_denormal: bool = True  # CPU: treat subnormal floats as 0 (they make x86 arithmetic many times slower)
 
 
 @dataclass

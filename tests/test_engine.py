@@ -7,6 +7,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from gan_lab.config import HardwareSchema
 from gan_lab.data.base import BatchSampler
 from gan_lab.engine import schedules
 from gan_lab.engine.loop import render_samples, train_step
@@ -14,6 +15,10 @@ from gan_lab.engine.precision import Hardware
 from gan_lab.train import setup
 from gan_lab.tricks.ema import EMA
 from tests.conftest import TINY, compose_train
+
+
+def _hw(**values):
+    return OmegaConf.merge(OmegaConf.structured(HardwareSchema), values)
 
 
 def _setup(*overrides):
@@ -77,7 +82,7 @@ def test_ema_is_the_exponential_average():
 
 
 def test_bf16_autocast_on_cpu():
-    hw = Hardware(OmegaConf.create({"precision": "bf16", "channels_last": False, "tf32": True}), torch.device("cpu"))
+    hw = Hardware(_hw(precision="bf16"), torch.device("cpu"))
     conv = nn.Conv2d(3, 4, 3)
     with hw.autocast():
         assert conv(torch.randn(1, 3, 8, 8)).dtype == torch.bfloat16
@@ -94,7 +99,14 @@ def test_fp16_on_cpu_is_refused():
     from gan_lab.errors import ConfigError
 
     with pytest.raises(ConfigError, match="fp16 needs CUDA"):
-        Hardware(OmegaConf.create({"precision": "fp16", "channels_last": False, "tf32": True}), torch.device("cpu"))
+        Hardware(_hw(precision="fp16"), torch.device("cpu"))
+
+
+def test_cpu_flushes_denormals():
+    Hardware(_hw(flush_denormal=True), torch.device("cpu"))
+    assert torch.tensor(1e-40).item() == 0.0  # a subnormal float32 reads as zero
+    Hardware(_hw(flush_denormal=False), torch.device("cpu"))
+    assert torch.tensor(1e-40).item() != 0.0
 
 
 @pytest.mark.parametrize("model", ["dcgan", "pix2pix", "cgan"])

@@ -37,6 +37,8 @@ class Hardware:
         self.channels_last = bool(hw.channels_last)
         fp16 = self.dtype is torch.float16
         self.scalers = {name: torch.amp.GradScaler(device.type, enabled=fp16) for name in ("G", "D")}
+        if device.type == "cpu":
+            torch.set_flush_denormal(bool(hw.flush_denormal))
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = bool(hw.tf32)
             torch.backends.cudnn.allow_tf32 = bool(hw.tf32)
