@@ -78,9 +78,9 @@ class TrainAppSchema:
 
 def run_dir_for(resume: Optional[str], default: str) -> str:
     """``hydra.run.dir``: a resumed run keeps writing into its own directory."""
-    if not resume:
+    path = Path(resume).expanduser().resolve() if resume else None
+    if path is None or not path.exists():  # nothing to continue: the error comes later, without stray dirs
         return default
-    path = Path(resume).expanduser().resolve()
     if path.is_file():  # <run>/checkpoints/<name>.pt
         return str(path.parent.parent)
     return str(path)

@@ -35,7 +35,7 @@ def _to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array.reshape(array.shape[0], array.shape[1], -1).copy()).permute(2, 0, 1)
 
 
-def _decode_square(path: Path, size: int, mode: str) -> torch.Tensor:
+def decode_square(path: Path, size: int, mode: str) -> torch.Tensor:
     """One file -> uint8 (C, size, size): center crop to a square, then bilinear resize."""
     with Image.open(path) as img:
         # JPEG can decode at 1/2, 1/4, 1/8 scale, never below the requested size: much faster for CelebA.
@@ -102,7 +102,7 @@ class ImageFolder(TensorDataset):
             raise ValueError(f"dataset.num_classes is {num_classes}, but {self.path} holds "
                              f"{'no class sub-folders' if found is None else f'{found} class sub-folders'}")
 
-        images = torch.stack(_decode_all(lambda f: _decode_square(f, image_size, _MODES[channels]), files))
+        images = torch.stack(_decode_all(lambda f: decode_square(f, image_size, _MODES[channels]), files))
         tensors = {"real": images}
         if self.class_names:
             index = {name: i for i, name in enumerate(self.class_names)}

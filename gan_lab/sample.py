@@ -1,0 +1,110 @@
+"""``gan-lab sample``: sample grids, latent interpolations and folder translation from a checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torchvision.utils import save_image
+
+from gan_lab import config as config_lib
+from gan_lab.data.folders import decode_square, list_images
+from gan_lab.engine.precision import resolve_device
+from gan_lab.engine.restore import Restored, restore
+from gan_lab.errors import ConfigError, GanLabError
+
+log = logging.getLogger("gan_lab")
+
+config_lib.register()
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows of ``a`` and ``b`` at fractions ``t`` (White 2016,
+    "Sampling Generative Networks"): Gaussian latents concentrate on a sphere, so the path
+    stays where the prior has mass. Returns (len(a), len(t), dim)."""
+    omega = torch.arccos((torch.nn.functional.normalize(a, dim=1) * torch.nn.functional.normalize(b, dim=1))
+                         .sum(1).clamp(-1 + 1e-7, 1 - 1e-7))[:, None, None]
+    t = t[None, :, None]
+    return (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / torch.sin(omega)
+
+
+@torch.no_grad()
+def grid(run: Restored, n: int) -> tuple[torch.Tensor, int]:
+    """The model's own sample grid for ``n`` fresh inputs (cGAN rows = classes, pix2pix triplets)."""
+    data = instantiate(run.config.dataset)
+    batch = data.batch(torch.arange(min(n, len(data))))
+    batch = {k: v.to(run.task.device) for k, v in batch.items()}
+    return run.task.render(run.task.fixed_inputs(batch, min(n, len(data))), run.generator)
+
+
+@torch.no_grad()
+def interpolations(run: Restored, rows: int, steps: int) -> torch.Tensor:
+    G, task = run.generator, run.task
+    if not hasattr(G, "z_dim"):
+        raise ConfigError("interpolate=true needs a model with a latent z (not an image-to-image model)")
+    device = task.device
+    z = slerp(torch.randn(rows, G.z_dim, device=device), torch.randn(rows, G.z_dim, device=device),
+              torch.linspace(0, 1, steps, device=device)).flatten(0, 1)
+    inputs = {"z": z}
+    if hasattr(G, "num_classes"):  # cGAN: one class per row
+        inputs["label"] = (torch.arange(rows, device=device) % G.num_classes).repeat_interleave(steps)
+    return G(z, *task.condition(inputs))
+
+
+@torch.no_grad()
+def translate(run: Restored, input_dir: Path, output_dir: Path, batch_size: int = 16) -> int:
+    """Translate every image of ``input_dir`` with an image-to-image model; returns the count."""
+    if "paired" not in type(run.task).data_kinds:
+        raise ConfigError("input_dir= is for image-to-image models (e.g. pix2pix); this checkpoint is "
+                          f"{type(run.task).__name__}")
+    paths = list_images(input_dir)
+    if not paths:
+        raise ConfigError(f"input_dir={input_dir} holds no images")
+    ds = run.config.dataset
+    mode = "L" if ds.channels == 1 else "RGB"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
+        x = torch.stack([decode_square(p, ds.image_size, mode) for p in chunk]).to(run.task.device)
+        x = x.float().div(127.5).sub(1)
+        out, _ = run.task.render({"input": x, "target": x}, run.generator)
+        for path, image in zip(chunk, out[1::3]):
+            save_image(image * 0.5 + 0.5, output_dir / f"{path.stem}.png")
+    return len(paths)
+
+
+@hydra.main(config_path="pkg://gan_lab.configs", config_name="sample", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        torch.manual_seed(cfg.seed)
+        run = restore(cfg.ckpt, resolve_device(OmegaConf.create({"device": cfg.device})), use_ema=cfg.ema)
+        if cfg.input_dir:
+            if not cfg.output_dir:
+                raise ConfigError("input_dir= needs output_dir= (where the translated images go)")
+            count = translate(run, Path(cfg.input_dir).expanduser(), Path(cfg.output_dir).expanduser())
+            log.info("translated %d images into %s", count, cfg.output_dir)
+            return
+        kind = "interp" if cfg.interpolate else "sample"
+        out = Path(cfg.out or run.path.parent.parent / "samples" / f"{kind}-{run.step:07d}-seed{cfg.seed}.png")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if cfg.interpolate:
+            images, nrow = interpolations(run, max(1, cfg.n // cfg.steps), cfg.steps), cfg.steps
+        else:
+            images, nrow = grid(run, cfg.n)
+        if images.dim() != 4:
+            raise ConfigError("this model draws points, not images; its scatter plots are in <run>/samples")
+        save_image(images.float() * 0.5 + 0.5, out, nrow=nrow, pad_value=1.0)
+        log.info("wrote %s (%d images, step %d%s)", out, len(images), run.step,
+                 ", EMA generator" if run.generator is not run.task.G else "")
+    except GanLabError as err:
+        log.error("%s", err)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""`gan-lab sample`: grids, interpolations and folder translation from a checkpoint."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+from torchvision.utils import save_image
+
+from gan_lab.engine.restore import restore
+from gan_lab.sample import slerp
+from gan_lab.train import run
+from tests.conftest import TINY, compose_train
+from tests.test_cli import gan_lab
+
+
+def test_slerp_keeps_endpoints_and_norm():
+    a, b = torch.randn(3, 16), torch.randn(3, 16)
+    b = b / b.norm(dim=1, keepdim=True) * a.norm(dim=1, keepdim=True)  # equal norms
+    path = slerp(a, b, torch.linspace(0, 1, 5))
+    assert path.shape == (3, 5, 16)
+    assert torch.allclose(path[:, 0], a, atol=1e-5) and torch.allclose(path[:, -1], b, atol=1e-5)
+    assert torch.allclose(path.norm(dim=2), a.norm(dim=1, keepdim=True).expand(3, 5), rtol=1e-4)
+
+
+def test_restore_prefers_the_ema_generator(tmp_path):
+    run(compose_train([*TINY, "dataset.count=64", "tricks=[ema]"]), tmp_path)
+    restored = restore(tmp_path, torch.device("cpu"))
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert restored.step == 4 and restored.generator is not restored.task.G
+    for key, value in restored.generator.state_dict().items():
+        assert torch.equal(value, state["tricks"]["ema"][key])
+    assert restore(tmp_path, torch.device("cpu"), use_ema=False).generator is not None
+
+
+def test_sample_grid_and_interpolation_cli(tmp_path):
+    run(compose_train([*TINY, "model=cgan", "dataset.count=64"]), tmp_path / "run")
+    out = gan_lab("sample", f"ckpt={tmp_path / 'run'}", "n=16", f"out={tmp_path / 'grid.png'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    # 4 classes x 4 columns of 32 px images with 2 px padding
+    assert Image.open(tmp_path / "grid.png").size == (4 * 34 + 2, 4 * 34 + 2)
+    out = gan_lab("sample", f"ckpt={tmp_path / 'run'}", "interpolate=true", "n=16", "steps=8", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert Image.open(tmp_path / "run" / "samples" / "interp-0000004-seed0.png").size == (8 * 34 + 2, 2 * 34 + 2)
+
+
+def test_sample_translates_a_folder(tmp_path):
+    run(compose_train([*TINY, "model=pix2pix", "dataset.count=64"]), tmp_path / "run")
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        save_image(torch.rand(3, 40, 40), tmp_path / "in" / f"img{i}.png")
+    out = gan_lab("sample", f"ckpt={tmp_path / 'run'}", f"input_dir={tmp_path / 'in'}",
+                  f"output_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img0.png", "img1.png", "img2.png"]
+    assert Image.open(tmp_path / "out" / "img0.png").size == (32, 32)
+
+
+def test_sample_errors_are_clear(tmp_path):
+    out = gan_lab("sample", f"ckpt={tmp_path / 'missing'}", cwd=tmp_path)
+    assert out.returncode == 1 and "does not exist" in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr and not (tmp_path / "missing").exists()
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    out = gan_lab("sample", f"ckpt={tmp_path / 'bad.pt'}", cwd=tmp_path)
+    assert out.returncode == 1 and "corrupt" in out.stdout + out.stderr
