@@ -7,8 +7,9 @@ resizes them to 299x299 exactly as the TF graph's bilinear resize does, and repr
 quirks, so numbers are comparable with published ones. The logits are the 1008-way ones without the
 bias, as in Salimans et al.'s Inception Score code (and torch-fidelity's ``logits_unbiased``).
 
-Weights (``pt_inception-2015-12-05-6726825d.pth``, the same file pytorch-fid and torch-fidelity use)
-are looked up in this order: an explicit path (config key ``eval.inception_weights``), the torch hub
+Weights (``pt_inception-2015-12-05-6726825d.pth``: the TF graph's weights as converted by pytorch-fid;
+torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth`` holds the same network) are looked up in
+this order: an explicit path (config key ``eval.inception_weights``), the torch hub
 cache, a download; when none works, ``WeightsNotFoundError`` says what to fetch and where to put it.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from gan_lab.errors import GanLabError
 
@@ -38,7 +40,10 @@ class WeightsNotFoundError(GanLabError):
 
 def _architecture():
     """torch-fidelity's network with its layers initialised but no weights loaded."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    try:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    except ImportError:
+        raise GanLabError("FID, KID and IS need torch-fidelity: pip install torch-fidelity") from None
 
     class _Unloaded(FeatureExtractorInceptionV3):
         # The constructor always loads a file; skipping that lets us load with weights_only=True
@@ -102,14 +107,14 @@ class InceptionFeatures:
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu",
                  download: bool = True):
         self.weights = resolve_weights(weights, download)
+        net = _architecture()
         try:
-            state = torch.load(self.weights, map_location="cpu", weights_only=True)
-            net = _architecture()
-            torch.nn.Module.load_state_dict(net, state)
+            torch.nn.Module.load_state_dict(net, torch.load(self.weights, map_location="cpu", weights_only=True))
         except Exception as error:  # truncated file, foreign pickle, wrong keys: one message
             raise _missing(f"{self.weights} is not a readable Inception state dict ({error})") from None
         self.device = torch.device(device)
-        self.net = net.to(self.device)
+        # channels_last: ~1.5x faster on CPU (oneDNN) and GPU, features equal to ~1e-6.
+        self.net = net.to(self.device, memory_format=torch.channels_last)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,32 +141,50 @@ class InceptionFeatures:
         return torch.cat(pools), torch.cat(logits)
 
 
+def _calibrate_batch_norms(net: torch.nn.Module, images: torch.Tensor) -> None:
+    """Set every batch norm's running statistics to those of its input on ``images``, in forward order.
+
+    This is what training does to a real network; without it a deep random network maps all images
+    to nearly the same features (spread ~4% of the mean), and KID/IS are then lost in rounding.
+    """
+    def set_statistics(bn: torch.nn.Module, inputs: tuple[torch.Tensor]) -> None:
+        bn.running_mean.copy_(inputs[0].mean((0, 2, 3)))
+        bn.running_var.copy_(inputs[0].var((0, 2, 3)))
+
+    hooks = [m.register_forward_pre_hook(set_statistics) for m in net.modules()
+             if isinstance(m, torch.nn.BatchNorm2d)]
+    try:
+        net(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def make_seeded_weights(path: str | Path, seed: int = 0) -> Path:
     """Write a stand-in weights file: the real file's keys, shapes and dtypes, seeded random values.
 
-    For tests where the real file cannot be fetched: gan-lab and torch-fidelity can both load it, so
-    their metrics can be compared, but its numbers mean nothing. Scales keep activations finite and
-    spread out: He-normal convolutions, batch norms near identity, logits of order one.
+    For tests where the real file cannot be fetched: gan-lab and torch-fidelity both load it, so their
+    metrics can be compared, but its numbers mean nothing. He-normal convolutions, batch norms near
+    identity with running statistics calibrated on seeded smooth random images of random brightness
+    and contrast (dark backgrounds like MNIST's included), and logits that vary by ~1 between images.
+    Like torch-fidelity's converted TF file, it has no ``num_batches_tracked`` entries.
     """
     gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, value in _architecture().state_dict().items():
-        shape = value.shape
-        if key.endswith("num_batches_tracked"):
-            new = torch.zeros_like(value)
-        elif key == "fc.weight":
-            new = torch.randn(shape, generator=gen) * (4.0 / math.sqrt(shape[1]))
-        elif key == "fc.bias":
-            new = 0.1 * torch.randn(shape, generator=gen)
-        elif value.dim() == 4:  # convolution: He-normal over its fan-in, so ReLU keeps the scale
-            new = torch.randn(shape, generator=gen) * math.sqrt(2.0 / shape[1:].numel())
-        elif key.endswith("running_var"):
-            new = 0.75 + 0.5 * torch.rand(shape, generator=gen)
-        elif key.endswith((".bn.weight",)):
-            new = 1.0 + 0.1 * torch.randn(shape, generator=gen)
-        else:  # batch-norm bias and running mean: small offsets
-            new = 0.1 * torch.randn(shape, generator=gen)
-        state[key] = new.to(value.dtype)
+    net = _architecture()
+    with torch.no_grad():
+        for key, value in net.state_dict().items():  # these tensors alias the network's own
+            if value.dim() == 4:  # convolution: He-normal over its fan-in, so ReLU keeps the scale
+                value.copy_(torch.randn(value.shape, generator=gen) * math.sqrt(2 / value[0].numel()))
+            elif key == "fc.weight":
+                value.copy_(torch.randn(value.shape, generator=gen) * (10 / math.sqrt(value.shape[1])))
+            elif key.endswith("bn.weight"):
+                value.copy_(1 + 0.1 * torch.randn(value.shape, generator=gen))
+            elif key.endswith("bias"):
+                value.copy_(0.1 * torch.randn(value.shape, generator=gen))
+        blobs = F.interpolate(torch.rand(16, 3, 8, 8, generator=gen) * 2 - 1, size=32, mode="bilinear")
+        level, contrast = torch.rand(2, 16, 1, 1, 1, generator=gen) * 255
+        _calibrate_batch_norms(net, (level + contrast * blobs).clamp(0, 255).to(torch.uint8))
+    state = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)

@@ -1,0 +1,61 @@
+"""Paired image-to-image metrics: L1, PSNR and SSIM (Wang et al. 2004, "Image Quality Assessment: From
+Error Visibility to Structural Similarity", §III.C).
+
+Images are float (N, C, H, W) in [0, data_range] (1 for gan-lab's [0, 1] images); each function returns
+one value per image pair, (N,), so callers choose the reduction. SSIM follows the paper's reference
+code (ssim_index.m): 11x11 Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03, statistics from
+"valid" windows only (no padding), the SSIM map averaged over positions and then over channels, and no
+automatic downsampling (as in scikit-image and pytorch-msssim).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _check(a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.shape != b.shape or a.dim() != 4:
+        raise ValueError(f"expected two image batches of one shape (N, C, H, W), got {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}")
+
+
+def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference per image pair."""
+    _check(a, b)
+    return (a - b).abs().flatten(1).mean(1)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """10 log10(data_range^2 / MSE) per image pair in dB; identical images give inf (as scikit-image)."""
+    _check(a, b)
+    mse = (a.double() - b.double()).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(data_range**2 / mse)).float()
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Normalised 1-D Gaussian (the 2-D window is its outer product)."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    w = torch.exp(-(x**2) / (2 * sigma**2))
+    return w / w.sum()
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Mean SSIM per image pair (float64 inside, so flat regions do not lose the C1/C2 balance)."""
+    _check(a, b)
+    if min(a.shape[-2:]) < 11:
+        raise ValueError(f"SSIM's 11x11 window needs images of at least 11x11, got {tuple(a.shape[-2:])}")
+    n, c = a.shape[:2]
+    a, b = a.double().flatten(0, 1).unsqueeze(1), b.double().flatten(0, 1).unsqueeze(1)
+    w = gaussian_window().to(a.device)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:  # separable valid Gaussian filter
+        return F.conv2d(F.conv2d(x, w.view(1, 1, 1, -1)), w.view(1, 1, -1, 1))
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return ssim_map.mean(dim=(1, 2, 3)).view(n, c).mean(1).float()
