@@ -1,6 +1,6 @@
 """Everything a run needs to continue exactly where it stopped.
 
-``TrainState.state_dict()`` is the checkpoint (format in ``docs/checkpoints.md``):
+``TrainState.state_dict()`` is the checkpoint (``format_version`` 1; the keys are listed there):
 networks, optimizers, schedulers, gradient scalers, trick states, counters,
 the fixed sample inputs and every RNG state, as tensors and plain values only.
 """
