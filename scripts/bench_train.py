@@ -19,15 +19,15 @@ import statistics
 import time
 
 import torch
+from hydra import compose, initialize_config_module
 from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
+from gan_lab import config as config_lib
 from gan_lab.data.base import BatchSampler
 from gan_lab.engine.loop import train_step
 from gan_lab.train import setup
-from gan_lab import config as config_lib
-from hydra import compose, initialize_config_module
 
 MODELS = ["gan", "dcgan", "cgan", "pix2pix"]
 
