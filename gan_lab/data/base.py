@@ -80,9 +80,6 @@ class BatchSampler:
         self.per_epoch = num_samples // batch_size
         self._epoch, self._perm = -1, None
 
-    def epoch_of(self, k: int) -> int:
-        return k // self.per_epoch
-
     def indices(self, k: int) -> torch.Tensor:
         epoch, pos = divmod(k, self.per_epoch)
         if epoch != self._epoch:
