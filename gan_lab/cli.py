@@ -15,6 +15,7 @@ from gan_lab import __version__
 
 COMMANDS = {
     "train": ("gan_lab.train", "train a GAN from a composed config (model=, dataset=, loss=, tricks=, hardware=)"),
+    "eval": ("gan_lab.eval", "metrics of a checkpoint against real data: FID, IS, KID, precision/recall (ckpt=)"),
     "sample": ("gan_lab.sample", "sample grids, interpolations or folder translations from a checkpoint (ckpt=)"),
 }
 

@@ -1,0 +1,71 @@
+"""`gan-lab eval`: the report, the families it covers, and its errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from gan_lab.engine.restore import restore
+from gan_lab.eval import generate, to_uint8
+from gan_lab.metrics.fid import fid_from_features
+from gan_lab.metrics.inception import InceptionFeatures, make_seeded_weights
+from gan_lab.train import run
+from tests.conftest import TINY, compose_train
+from tests.test_cli import gan_lab
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """Stand-in Inception weights: the real file's keys and shapes, seeded values (no internet here)."""
+    return make_seeded_weights(tmp_path_factory.mktemp("inception") / "seeded.pth", seed=0)
+
+
+def test_eval_reports_fid_is_kid_of_the_generated_samples(tmp_path, weights):
+    run(compose_train([*TINY, "dataset.count=64"]), tmp_path / "run")
+    out = gan_lab("eval", f"ckpt={tmp_path / 'run'}", "eval.num_samples=30", "eval.batch_size=15",
+                  "eval.metrics=[fid,is,kid]", "eval.kid_subset_size=10", f"eval.inception_weights={weights}",
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())
+    assert report["step"] == 4 and report["num_samples"] == 30 and report["generator"] == "live"
+    assert set(report["metrics"]) == {"FID", "IS", "IS std", "KID", "KID std"}
+    # The same FID from the same samples, computed by hand: the report is of these images.
+    torch.manual_seed(0)
+    restored = restore(tmp_path / "run", torch.device("cpu"))
+    fake = to_uint8(generate(restored, 30, 15))
+    real = instantiate(restored.config.dataset).tensors["real"][:30]
+    net = InceptionFeatures(weights)
+    expected = fid_from_features(net.extract(real)[0], net.extract(fake)[0])
+    assert report["metrics"]["FID"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_eval_toy2d_counts_modes(tmp_path):
+    run(compose_train([*TINY, "model=gan", "dataset=toy2d", "dataset.count=256"]), tmp_path / "run")
+    out = gan_lab("eval", f"ckpt={tmp_path / 'run'}", "eval.num_samples=500", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())
+    covered, total = report["metrics"]["modes covered"].split("/")
+    assert total == "8" and 0 <= int(covered) <= 8
+    assert 0.0 <= report["metrics"]["high-quality fraction"] <= 1.0
+
+
+def test_eval_paired_reports_l1_psnr_ssim(tmp_path):
+    run(compose_train([*TINY, "model=pix2pix", "dataset.count=64"]), tmp_path / "run")
+    out = gan_lab("eval", f"ckpt={tmp_path / 'run'}", "eval.num_samples=16", "eval.metrics=[l1,psnr,ssim]",
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    values = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())["metrics"]
+    assert 0 < values["L1"] < 1 and values["PSNR"] > 0 and -1 <= values["SSIM"] <= 1
+
+
+def test_eval_errors_are_clear(tmp_path):
+    run(compose_train([*TINY, "dataset.count=64"]), tmp_path / "run")
+    out = gan_lab("eval", f"ckpt={tmp_path / 'run'}", f"eval.inception_weights={tmp_path / 'none.pth'}",
+                  "eval.num_samples=10", cwd=tmp_path)
+    assert out.returncode == 1 and "pt_inception-2015-12-05" in out.stdout + out.stderr
+    out = gan_lab("eval", f"ckpt={tmp_path / 'run'}", "eval.metrics=[fid,bogus]", cwd=tmp_path)
+    assert out.returncode == 1 and "bogus" in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
