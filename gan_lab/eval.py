@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from gan_lab import __version__
 from gan_lab import config as config_lib
 from gan_lab.data.base import TensorDataset
+from gan_lab.engine import checkpoint
 from gan_lab.engine.precision import resolve_device
 from gan_lab.engine.restore import Restored, restore
 from gan_lab.errors import ConfigError, GanLabError
@@ -70,8 +71,30 @@ def translate(run: Restored, data: TensorDataset, n: int, batch_size: int) -> tu
     return torch.cat(outputs), torch.cat(targets)
 
 
+def real_features(net, real: torch.Tensor, key: dict, ev: DictConfig) -> torch.Tensor:
+    """Inception pool features of the real images, cached per (dataset, split, size, count, weights).
+
+    The cache file stores its own key; a file that is unreadable or holds another key
+    is ignored and rebuilt, never trusted."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    path = Path(ev.cache_dir).expanduser() / f"real-{digest}.pt"
+    try:
+        cached = torch.load(path, map_location="cpu", weights_only=True)
+        if cached.get("key") == key and cached["pool"].shape == (len(real), 2048):
+            log.info("real features from the cache %s", path)
+            return cached["pool"]
+        log.warning("ignoring %s: it was computed for other data or weights", path)
+    except FileNotFoundError:
+        pass
+    except Exception as err:  # truncated or foreign file: rebuild it
+        log.warning("ignoring unreadable cache file %s (%s)", path, type(err).__name__)
+    pool, _ = net.extract(real, ev.batch_size)
+    checkpoint.save({"key": key, "pool": pool}, path)
+    return pool
+
+
 def image_metrics(fake: torch.Tensor, real: torch.Tensor, metrics: list[str], ev: DictConfig,
-                  device: torch.device) -> tuple[dict, str]:
+                  device: torch.device, real_key: dict) -> tuple[dict, str]:
     """Inception-feature metrics of uint8 image sets; returns the values and the weights' sha256 prefix."""
     from gan_lab.metrics.fid import fid_from_features
     from gan_lab.metrics.inception import InceptionFeatures
@@ -80,12 +103,14 @@ def image_metrics(fake: torch.Tensor, real: torch.Tensor, metrics: list[str], ev
     from gan_lab.metrics.precision_recall import precision_recall
 
     net = InceptionFeatures(ev.inception_weights, device, download=ev.download)
+    weights = hashlib.sha256(Path(net.weights).read_bytes()).hexdigest()[:16]
     fake_pool, fake_logits = net.extract(fake, ev.batch_size)
     values = {}
     if "is" in metrics:
         values["IS"], values["IS std"] = inception_score(fake_logits)
     if {"fid", "kid", "pr"} & set(metrics):
-        real_pool, _ = net.extract(real, ev.batch_size)
+        real_pool = real_features(net, real, {**real_key, "count": len(real), "shape": list(real.shape[1:]),
+                                              "weights": weights}, ev)
         if "fid" in metrics:
             values["FID"] = fid_from_features(real_pool, fake_pool)
         if "kid" in metrics:
@@ -93,7 +118,7 @@ def image_metrics(fake: torch.Tensor, real: torch.Tensor, metrics: list[str], ev
             values["KID"], values["KID std"] = kernel_inception_distance(real_pool, fake_pool, subset_size=size)
         if "pr" in metrics:
             values["precision"], values["recall"] = precision_recall(real_pool, fake_pool)
-    return values, hashlib.sha256(Path(net.weights).read_bytes()).hexdigest()[:16]
+    return values, weights
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -105,6 +130,7 @@ def evaluate(cfg: DictConfig) -> dict:
     device = resolve_device(OmegaConf.create({"device": cfg.device}))
     run = restore(cfg.ckpt, device)
     data = real_data(run, ev.split)
+    real_key = {"dataset": OmegaConf.to_container(run.config.dataset, resolve=True), "split": ev.split}
     metrics, weights = list(ev.metrics), None
     if data.kind == "points":
         from gan_lab.metrics.toy2d import mode_coverage
@@ -123,7 +149,7 @@ def evaluate(cfg: DictConfig) -> dict:
         values = {name: float(fn(a, b).mean()) for name, fn in (("L1", l1), ("PSNR", psnr), ("SSIM", ssim))
                   if name.lower() in metrics}
         if "fid" in metrics:
-            fid, weights = image_metrics(to_uint8(out), to_uint8(target), ["fid"], ev, device)
+            fid, weights = image_metrics(to_uint8(out), to_uint8(target), ["fid"], ev, device, real_key)
             values.update(fid)
     else:
         unknown = set(metrics) - set(IMAGE_METRICS)
@@ -134,7 +160,7 @@ def evaluate(cfg: DictConfig) -> dict:
         if fake.shape[1:] != real.shape[1:]:
             raise ConfigError(f"generated images {tuple(fake.shape[1:])} differ from the real ones "
                               f"{tuple(real.shape[1:])}; evaluate against the run's own dataset")
-        values, weights = image_metrics(fake, real, metrics, ev, device)
+        values, weights = image_metrics(fake, real, metrics, ev, device, real_key)
     report = {
         "metrics": values, "num_samples": ev.num_samples, "checkpoint": str(run.path), "step": run.step,
         "dataset": run.config.dataset._target_, "split": ev.split if "split" in run.config.dataset else None,

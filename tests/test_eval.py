@@ -17,6 +17,11 @@ from tests.conftest import TINY, compose_train
 from tests.test_cli import gan_lab
 
 
+def eval_cli(tmp_path, *args):
+    """`gan-lab eval` with its feature cache inside the test's directory."""
+    return gan_lab("eval", *args, cwd=tmp_path, env={"GAN_LAB_CACHE": str(tmp_path / "cache")})
+
+
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     """Stand-in Inception weights: the real file's keys and shapes, seeded values (no internet here)."""
@@ -25,11 +30,22 @@ def weights(tmp_path_factory):
 
 def test_eval_reports_fid_is_kid_of_the_generated_samples(tmp_path, weights):
     run(compose_train([*TINY, "dataset.count=64"]), tmp_path / "run")
-    out = gan_lab("eval", f"ckpt={tmp_path / 'run'}", "eval.num_samples=30", "eval.batch_size=15",
-                  "eval.metrics=[fid,is,kid]", "eval.kid_subset_size=10", f"eval.inception_weights={weights}",
-                  cwd=tmp_path)
+    args = (f"ckpt={tmp_path / 'run'}", "eval.num_samples=30", "eval.batch_size=15", "eval.metrics=[fid,is,kid]",
+            "eval.kid_subset_size=10", f"eval.inception_weights={weights}")
+    out = eval_cli(tmp_path, *args)
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())
+    cache = list((tmp_path / "cache" / "real_features").glob("real-*.pt"))
+    assert len(cache) == 1 and "from the cache" not in out.stdout
+
+    again = eval_cli(tmp_path, *args)  # the real features come from the cache, and give the same FID
+    assert again.returncode == 0 and "from the cache" in again.stdout
+    cache[0].write_bytes(b"garbage")  # a corrupt cache file is rebuilt, never trusted
+    rebuilt = eval_cli(tmp_path, *args)
+    assert rebuilt.returncode == 0 and "ignoring unreadable cache file" in rebuilt.stdout
+    reports = sorted((tmp_path / "run" / "eval").glob("*.json"))
+    assert {json.loads(r.read_text())["metrics"]["FID"] for r in reports} == {report["metrics"]["FID"]}
+
     assert report["step"] == 4 and report["num_samples"] == 30 and report["generator"] == "live"
     assert set(report["metrics"]) == {"FID", "IS", "IS std", "KID", "KID std"}
     # The same FID from the same samples, computed by hand: the report is of these images.
@@ -44,7 +60,7 @@ def test_eval_reports_fid_is_kid_of_the_generated_samples(tmp_path, weights):
 
 def test_eval_toy2d_counts_modes(tmp_path):
     run(compose_train([*TINY, "model=gan", "dataset=toy2d", "dataset.count=256"]), tmp_path / "run")
-    out = gan_lab("eval", f"ckpt={tmp_path / 'run'}", "eval.num_samples=500", cwd=tmp_path)
+    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.num_samples=500")
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())
     covered, total = report["metrics"]["modes covered"].split("/")
@@ -54,8 +70,7 @@ def test_eval_toy2d_counts_modes(tmp_path):
 
 def test_eval_paired_reports_l1_psnr_ssim(tmp_path):
     run(compose_train([*TINY, "model=pix2pix", "dataset.count=64"]), tmp_path / "run")
-    out = gan_lab("eval", f"ckpt={tmp_path / 'run'}", "eval.num_samples=16", "eval.metrics=[l1,psnr,ssim]",
-                  cwd=tmp_path)
+    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.num_samples=16", "eval.metrics=[l1,psnr,ssim]")
     assert out.returncode == 0, out.stderr[-2000:]
     values = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())["metrics"]
     assert 0 < values["L1"] < 1 and values["PSNR"] > 0 and -1 <= values["SSIM"] <= 1
@@ -63,9 +78,9 @@ def test_eval_paired_reports_l1_psnr_ssim(tmp_path):
 
 def test_eval_errors_are_clear(tmp_path):
     run(compose_train([*TINY, "dataset.count=64"]), tmp_path / "run")
-    out = gan_lab("eval", f"ckpt={tmp_path / 'run'}", f"eval.inception_weights={tmp_path / 'none.pth'}",
-                  "eval.num_samples=10", cwd=tmp_path)
+    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", f"eval.inception_weights={tmp_path / 'none.pth'}",
+                   "eval.num_samples=10")
     assert out.returncode == 1 and "pt_inception-2015-12-05" in out.stdout + out.stderr
-    out = gan_lab("eval", f"ckpt={tmp_path / 'run'}", "eval.metrics=[fid,bogus]", cwd=tmp_path)
+    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.metrics=[fid,bogus]")
     assert out.returncode == 1 and "bogus" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
