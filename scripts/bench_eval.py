@@ -22,18 +22,8 @@ from rich.table import Table
 
 from gan_lab.data.shapes import Shapes
 from gan_lab.metrics.fid import fid_from_features
-from gan_lab.metrics.inception import InceptionFeatures, WeightsNotFoundError, make_seeded_weights, resolve_weights
-
-
-class _Images(torch.utils.data.Dataset):
-    def __init__(self, images: torch.Tensor):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i]
+from gan_lab.metrics.inception import (ImageTensors, InceptionFeatures, WeightsNotFoundError, make_seeded_weights,
+                                       resolve_weights)
 
 
 def main() -> None:
@@ -60,7 +50,7 @@ def main() -> None:
     t3 = time.perf_counter()
 
     theirs = torch_fidelity.calculate_metrics(
-        input1=_Images(a), input2=_Images(b), fid=True, cuda=args.device.startswith("cuda"), verbose=False,
+        input1=ImageTensors(a), input2=ImageTensors(b), fid=True, cuda=args.device.startswith("cuda"), verbose=False,
         batch_size=args.batch_size, feature_extractor_weights_path=str(weights), cache=False)
     t4 = time.perf_counter()
 

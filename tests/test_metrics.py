@@ -21,7 +21,7 @@ from gan_lab.data.toy2d import mixture_modes
 from gan_lab.metrics import inception
 from gan_lab.metrics.fid import FeatureStats, feature_stats, fid_from_features, frechet_distance
 from gan_lab.metrics.image_quality import gaussian_window, l1, psnr, ssim
-from gan_lab.metrics.inception import InceptionFeatures, WeightsNotFoundError, make_seeded_weights
+from gan_lab.metrics.inception import ImageTensors, InceptionFeatures, WeightsNotFoundError, make_seeded_weights
 from gan_lab.metrics.inception_score import inception_score
 from gan_lab.metrics.kid import kernel_inception_distance
 from gan_lab.metrics.precision_recall import precision_recall
@@ -30,19 +30,6 @@ from tests.conftest import require_data
 
 N_IMAGES = 100  # per set, through Inception (see the module docstring)
 REL = 1e-3
-
-
-class _Images(torch.utils.data.Dataset):
-    """torch-fidelity's input: uint8 (3, H, W) tensors."""
-
-    def __init__(self, images: torch.Tensor):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i]
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +83,8 @@ def test_agrees_with_torch_fidelity_end_to_end(mnist, seeded_weights, inception_
     # The stand-in is not degenerate: features spread between images, as the real network's do.
     assert torch.isfinite(pool_a).all() and pool_a.std(0).mean() > 0.1 * pool_a.mean()
     ref = torch_fidelity.calculate_metrics(
-        input1=_Images(mnist[0][:N_IMAGES].expand(-1, 3, -1, -1)),
-        input2=_Images(mnist[1][:N_IMAGES].expand(-1, 3, -1, -1)),
+        input1=ImageTensors(mnist[0][:N_IMAGES].expand(-1, 3, -1, -1)),
+        input2=ImageTensors(mnist[1][:N_IMAGES].expand(-1, 3, -1, -1)),
         fid=True, isc=True, kid=True, kid_subset_size=N_IMAGES // 2, cuda=False,
         feature_extractor_weights_path=str(seeded_weights), save_cpu_ram=True, cache=False, verbose=False)
     kid_mean, kid_std = kernel_inception_distance(pool_a, pool_b, subset_size=N_IMAGES // 2)

@@ -189,3 +189,17 @@ def make_seeded_weights(path: str | Path, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return path
+
+
+class ImageTensors(torch.utils.data.Dataset):
+    """uint8 images (N, C, H, W) as a Dataset of (C, H, W) tensors: the input torch-fidelity takes,
+    so the references can be run on exactly the images gan-lab evaluates."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
