@@ -87,6 +87,15 @@ def test_shapes_paired_outline_lies_inside_the_filled_target():
     assert torch.equal(tgt, Shapes(count=128, num_classes=len(SHAPES), seed=2).tensors["real"])
 
 
+def test_scale_and_tilt_set_the_extent_of_an_upright_square():
+    # A square's side is 0.68 of its unit disk (shapes._SDF), so scale s covers 0.68 * s of the image.
+    ds = Shapes(image_size=64, channels=1, count=16, num_classes=2, scale=(0.75, 0.75), max_tilt=0, seed=4)
+    square = ds.tensors["real"][ds.tensors["label"] == 1][0, 0] > 127
+    rows, cols = square.any(1).sum().item(), square.any(0).sum().item()
+    assert rows == pytest.approx(0.68 * 0.75 * 64, abs=1) and cols == pytest.approx(0.68 * 0.75 * 64, abs=1)
+    assert square.sum().item() == pytest.approx(rows * cols, rel=0.05)  # upright: fills its bounding box
+
+
 def test_invalid_arguments_name_the_key():
     with pytest.raises(ValueError, match=r"dataset\.image_size must be a positive integer, got 0"):
         Shapes(image_size=0)
@@ -94,6 +103,8 @@ def test_invalid_arguments_name_the_key():
         Shapes(channels=2)
     with pytest.raises(ValueError, match=r"dataset\.num_classes"):
         Shapes(num_classes=7)
+    with pytest.raises(ValueError, match=r"dataset\.scale must be \[low, high\]"):
+        Shapes(scale=(0.9, 0.5))
     with pytest.raises(ValueError, match=r"dataset\.mixture"):
         Toy2D(mixture="spiral")
     with pytest.raises(ValueError, match=r"dataset\.dim"):
@@ -149,7 +160,8 @@ def test_config_keys_are_the_constructor_arguments(path):
     for key in keys:
         value = OmegaConf.to_container(cfg, resolve=False)[key]
         if params[key].default is not inspect.Parameter.empty and not str(value).startswith(("???", "${")):
-            assert value == params[key].default, f"{path.name}: {key}"
+            default = params[key].default
+            assert value == (list(default) if isinstance(default, tuple) else default), f"{path.name}: {key}"
     if cls.kind in ("image", "paired"):
         assert {"image_size", "channels"} <= keys
     if cls.kind == "image":

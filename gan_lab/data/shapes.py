@@ -1,8 +1,9 @@
 """Synthetic coloured shapes: the offline default dataset.
 
 Each image holds one saturated shape (circle, square, triangle, cross, ring, star)
-of random position, size (50-85 % of the side), small rotation and colour on a
-black background; the label is the shape type. Everything is drawn from a
+of random position, size (a fraction of the side drawn from ``scale``), rotation
+(up to ``max_tilt`` degrees) and colour on a black background; the label is the
+shape type. Everything is drawn from a
 ``torch.Generator`` seeded by ``seed``, so a seed names one exact dataset.
 
 Rendering is vectorised: every shape is a signed distance function evaluated on a
@@ -25,7 +26,6 @@ SHAPES = ("circle", "square", "triangle", "cross", "ring", "star")
 
 # Bounds the float temporaries of one render chunk (pixels, ~16 MB per float32 tensor).
 _CHUNK_PIXELS = 1 << 22
-_MAX_TILT = math.radians(15)  # small rotations add variety but keep a square a square
 
 
 def _box(x: torch.Tensor, y: torch.Tensor, half_w: float, half_h: float) -> torch.Tensor:
@@ -59,17 +59,21 @@ def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tens
     return v[:, None] * (1 - s[:, None] * torch.minimum(k, 4 - k).clamp(0, 1))
 
 
-def sample_shapes(count: int, num_classes: int, seed: int) -> dict[str, torch.Tensor]:
-    """Per-image parameters, a pure function of the arguments (the draw order is fixed)."""
+def sample_shapes(count: int, num_classes: int, seed: int, scale: tuple[float, float] = (0.5, 0.85),
+                  max_tilt: float = 15.0) -> dict[str, torch.Tensor]:
+    """Per-image parameters, a pure function of the arguments (the draw order is fixed).
+
+    ``scale``: range of the shape's extent as a fraction of the image side;
+    ``max_tilt``: largest rotation in degrees (small ones keep a square a square)."""
     gen = torch.Generator().manual_seed(seed)
 
     def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
         return low + (high - low) * torch.rand(count, *shape, generator=gen)
 
     label = torch.randint(num_classes, (count,), generator=gen)
-    radius = uniform(0.5, 0.85)                                  # half the shape extent, in image half-widths
+    radius = uniform(*scale)                                     # half the shape extent, in image half-widths
     center = (1 - radius[:, None]) * uniform(-1.0, 1.0, 2)       # keeps the shape inside the image
-    angle = uniform(-_MAX_TILT, _MAX_TILT)
+    angle = uniform(-math.radians(max_tilt), math.radians(max_tilt))
     colour = _hsv_to_rgb(uniform(0.0, 1.0), uniform(0.75, 1.0), uniform(0.8, 1.0))
     return {"label": label, "radius": radius, "center": center, "angle": angle, "colour": colour}
 
@@ -118,13 +122,21 @@ def render_shapes(params: dict[str, torch.Tensor], size: int, channels: int,
     return filled, outline
 
 
+def check_scale(scale) -> tuple[float, float]:
+    low, high = (float(v) for v in scale)
+    if not 0 < low <= high <= 1:
+        raise ValueError(f"dataset.scale must be [low, high] with 0 < low <= high <= 1 (fractions of the "
+                         f"image side), got {list(scale)}")
+    return low, high
+
+
 class Shapes(TensorDataset):
     """Labelled synthetic shapes: ``real`` uint8 (count, channels, image_size, image_size), ``label``."""
 
     kind = "image"
 
     def __init__(self, image_size: int = 32, channels: int = 3, count: int = 8192, num_classes: int = 4,
-                 seed: int = 0):
+                 seed: int = 0, scale: tuple[float, float] = (0.5, 0.85), max_tilt: float = 15.0):
         self.image_size = check_int("image_size", image_size)
         self.channels = check_channels(channels)
         check_int("count", count)
@@ -133,7 +145,7 @@ class Shapes(TensorDataset):
                              f"got {num_classes}")
         self.seed = check_int("seed", seed, low=0)
         self.class_names = SHAPES[:num_classes]
-        params = sample_shapes(count, num_classes, seed)
+        params = sample_shapes(count, num_classes, seed, check_scale(scale), max_tilt)
         images, _ = render_shapes(params, image_size, channels)
         super().__init__({"real": images, "label": params["label"]}, num_classes)
 
@@ -141,18 +153,19 @@ class Shapes(TensorDataset):
 class ShapesPaired(TensorDataset):
     """Image-to-image pairs: ``input`` is a shape's outline, ``target`` the same shape filled.
 
-    The shapes are those of ``Shapes(..., num_classes=6)`` with the same seed, so the
+    The shapes are those of ``Shapes(..., num_classes=6)`` with the same seed, scale and tilt, so the
     targets equal that dataset's images.
     """
 
     kind = "paired"
 
-    def __init__(self, image_size: int = 32, channels: int = 3, count: int = 8192, seed: int = 0):
+    def __init__(self, image_size: int = 32, channels: int = 3, count: int = 8192, seed: int = 0,
+                 scale: tuple[float, float] = (0.5, 0.85), max_tilt: float = 15.0):
         self.image_size = check_int("image_size", image_size)
         self.channels = check_channels(channels)
         check_int("count", count)
         self.seed = check_int("seed", seed, low=0)
-        params = sample_shapes(count, len(SHAPES), seed)
+        params = sample_shapes(count, len(SHAPES), seed, check_scale(scale), max_tilt)
         # 1 px at 32 px, scaling with the image so the outline stays visible.
         target, outline = render_shapes(params, image_size, channels, outline_px=max(1.0, image_size / 32))
         super().__init__({"input": outline, "target": target})
