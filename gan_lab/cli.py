@@ -17,12 +17,15 @@ COMMANDS = {
     "train": ("gan_lab.train", "train a GAN from a composed config (model=, dataset=, loss=, tricks=, hardware=)"),
     "eval": ("gan_lab.eval", "metrics of a checkpoint against real data: FID, IS, KID, precision/recall (ckpt=)"),
     "sample": ("gan_lab.sample", "sample grids, interpolations or folder translations from a checkpoint (ckpt=)"),
+    "train-classifier": ("gan_lab.train_classifier",
+                         "train and cache the classifier behind eval.features=classifier (dataset=)"),
 }
 
 
 def _usage() -> str:
     lines = ["usage: gan-lab <command> [hydra overrides ...]", "", "commands:"]
-    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    width = max(map(len, COMMANDS))
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "`gan-lab <command> --help` shows a command's config groups and options.",
               "examples: gan-lab train | gan-lab train model=pix2pix | gan-lab train -m loss=minimax,nonsaturating"]
     return "\n".join(lines)

@@ -74,6 +74,7 @@ class TrainAppSchema:
     optim: Any = None
     schedule: Any = None
     tricks: Any = field(default_factory=dict)
+    eval: Any = None  # FID during training (configs/eval/training.yaml)
 
 
 def run_dir_for(resume: Optional[str], default: str) -> str:
@@ -122,7 +123,7 @@ def validate(cfg: DictConfig) -> None:
         _positive(cfg, key)
     if cfg.train.keep_ckpts < 0:
         raise ConfigError(f"train.keep_ckpts must be >= 0, got {cfg.train.keep_ckpts}")
-    for key in ("train.clip_grad_G", "train.clip_grad_D"):
+    for key in ("train.clip_grad_G", "train.clip_grad_D", "eval.every"):
         _positive(cfg, key, allow_none=True)
     for net in ("G", "D"):
         if OmegaConf.select(cfg, f"optim.{net}._target_") is None:

@@ -4,6 +4,11 @@ Loads the model and its own config from the checkpoint, generates
 ``eval.num_samples`` samples (the EMA generator when the run kept one), and
 compares them with the real data of the run's dataset (its test split where it
 has one). Prints a table and writes ``<run>/eval/<timestamp>.json``.
+
+``eval.features`` picks the feature network of the image metrics: ``inception`` (the FID Inception
+network, comparable with published numbers) or ``classifier`` (gan-lab's own small classifier of the
+run's dataset, see ``gan_lab.metrics.classifier``: offline, comparable only between runs on that
+dataset, and it adds the classifier's accuracy on generated samples).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -27,6 +33,8 @@ from gan_lab.engine import checkpoint
 from gan_lab.engine.precision import resolve_device
 from gan_lab.engine.restore import Restored, restore
 from gan_lab.errors import ConfigError, GanLabError
+from gan_lab.metrics.classifier import NOTE as CLASSIFIER_NOTE
+from gan_lab.metrics.classifier import check_settings, load_or_train, one_cpu_thread, sample_report
 from gan_lab.ui import print_table, summary_table
 
 log = logging.getLogger("gan_lab")
@@ -34,6 +42,7 @@ log = logging.getLogger("gan_lab")
 config_lib.register()
 IMAGE_METRICS = ("fid", "is", "kid", "pr")
 PAIRED_METRICS = ("l1", "psnr", "ssim", "fid")
+FEATURES = ("inception", "classifier")
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -50,13 +59,21 @@ def real_data(run: Restored, split: str) -> TensorDataset:
 
 
 @torch.no_grad()
-def generate(run: Restored, n: int, batch_size: int) -> torch.Tensor:
-    """``n`` samples from the prior (conditional models: classes drawn uniformly)."""
-    task, out = run.task, []
+def generate_labelled(run: Restored, n: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` samples from the prior and the classes they were drawn for (conditional models: uniformly;
+    None for unconditional ones)."""
+    task, out, labels = run.task, [], []
     for start in range(0, n, batch_size):
         inputs = task.sample_inputs(min(batch_size, n - start))
         out.append(run.generator(inputs["z"], *task.condition(inputs)).float().cpu())
-    return torch.cat(out)
+        if "label" in inputs:
+            labels.append(inputs["label"].cpu())
+    return torch.cat(out), torch.cat(labels) if labels else None
+
+
+def generate(run: Restored, n: int, batch_size: int) -> torch.Tensor:
+    """``n`` samples from the prior (conditional models: classes drawn uniformly)."""
+    return generate_labelled(run, n, batch_size)[0]
 
 
 @torch.no_grad()
@@ -93,89 +110,199 @@ def real_features(net, real: torch.Tensor, key: dict, ev: DictConfig) -> torch.T
     return pool
 
 
-def image_metrics(fake: torch.Tensor, real: torch.Tensor, metrics: list[str], ev: DictConfig,
-                  device: torch.device, real_key: dict) -> tuple[dict, str]:
-    """Inception-feature metrics of uint8 image sets; returns the values and the weights' sha256 prefix."""
+def feature_metrics(fake_pool: torch.Tensor, fake_logits: torch.Tensor, real_pool: Callable[[], torch.Tensor],
+                    metrics: list[str], ev: DictConfig, prefix: str = "") -> dict:
+    """IS, FID, KID and precision/recall from one network's features; ``real_pool`` is called only when needed."""
     from gan_lab.metrics.fid import fid_from_features
-    from gan_lab.metrics.inception import InceptionFeatures
     from gan_lab.metrics.inception_score import inception_score
     from gan_lab.metrics.kid import kernel_inception_distance
     from gan_lab.metrics.precision_recall import precision_recall
 
+    values = {}
+    if "is" in metrics:
+        values[f"{prefix}IS"], values[f"{prefix}IS std"] = inception_score(fake_logits)
+    if {"fid", "kid", "pr"} & set(metrics):
+        real = real_pool()
+        if "fid" in metrics:
+            values[f"{prefix}FID"] = fid_from_features(real, fake_pool)
+        if "kid" in metrics:
+            size = min(ev.kid_subset_size, len(real), len(fake_pool))
+            values[f"{prefix}KID"], values[f"{prefix}KID std"] = kernel_inception_distance(real, fake_pool,
+                                                                                          subset_size=size)
+        if "pr" in metrics:
+            values[f"{prefix}precision"], values[f"{prefix}recall"] = precision_recall(real, fake_pool)
+    return values
+
+
+def image_metrics(fake: torch.Tensor, real: torch.Tensor, metrics: list[str], ev: DictConfig,
+                  device: torch.device, real_key: dict) -> tuple[dict, str]:
+    """Inception-feature metrics of uint8 image sets; returns the values and the weights' sha256 prefix."""
+    from gan_lab.metrics.inception import InceptionFeatures
+
     net = InceptionFeatures(ev.inception_weights, device, download=ev.download)
     weights = hashlib.sha256(Path(net.weights).read_bytes()).hexdigest()[:16]
     fake_pool, fake_logits = net.extract(fake, ev.batch_size)
-    values = {}
-    if "is" in metrics:
-        values["IS"], values["IS std"] = inception_score(fake_logits)
-    if {"fid", "kid", "pr"} & set(metrics):
-        real_pool = real_features(net, real, {**real_key, "count": len(real), "shape": list(real.shape[1:]),
-                                              "weights": weights}, ev)
-        if "fid" in metrics:
-            values["FID"] = fid_from_features(real_pool, fake_pool)
-        if "kid" in metrics:
-            size = min(ev.kid_subset_size, len(real_pool), len(fake_pool))
-            values["KID"], values["KID std"] = kernel_inception_distance(real_pool, fake_pool, subset_size=size)
-        if "pr" in metrics:
-            values["precision"], values["recall"] = precision_recall(real_pool, fake_pool)
-    return values, weights
+    key = {**real_key, "count": len(real), "shape": list(real.shape[1:]), "weights": weights}
+    return feature_metrics(fake_pool, fake_logits, lambda: real_features(net, real, key, ev), metrics, ev), weights
+
+
+def classifier_metrics(run: Restored, fake: torch.Tensor, requested: torch.Tensor | None, real: torch.Tensor,
+                       metrics: list[str], ev: DictConfig, device: torch.device) -> tuple[dict, dict]:
+    """Metrics on the features of the dataset's cached classifier (trained first if not cached), plus its
+    accuracy per requested class (conditional models) or share of samples per class; and where it came from."""
+    clf = load_or_train(OmegaConf.to_container(run.config.dataset, resolve=True), ev.classifier, device)
+    fake_pool, fake_logits = clf.net.extract(fake, ev.batch_size)
+    with one_cpu_thread(device):
+        values = feature_metrics(fake_pool, fake_logits, lambda: clf.net.extract(real, ev.batch_size)[0],
+                                 metrics, ev, prefix="classifier-")
+    values.update(sample_report(fake_logits, requested, clf.class_names))
+    info = {"cache": str(clf.path), "accuracy": clf.accuracy["overall"], "evaluated_on": clf.evaluated_on}
+    return values, info
+
+
+def sample_metrics(run: Restored, data: TensorDataset, metrics: list[str], ev: DictConfig,
+                   device: torch.device, real_key: dict) -> tuple[dict, dict]:
+    """Metrics of a noise-to-image model's samples; returns the values and the report's feature-network entries."""
+    unknown = set(metrics) - set(IMAGE_METRICS)
+    if unknown:
+        raise ConfigError(f"eval.metrics: unknown {sorted(unknown)}; choose from {list(IMAGE_METRICS)}")
+    fake, requested = generate_labelled(run, ev.num_samples, ev.batch_size)
+    fake = to_uint8(fake)
+    real = data.tensors["real"][: ev.num_samples].cpu()
+    if fake.shape[1:] != real.shape[1:]:
+        raise ConfigError(f"generated images {tuple(fake.shape[1:])} differ from the real ones "
+                          f"{tuple(real.shape[1:])}; evaluate against the run's own dataset")
+    if ev.features == "classifier":
+        values, info = classifier_metrics(run, fake, requested, real, metrics, ev, device)
+        return values, {"inception_weights_sha256": None, "note": CLASSIFIER_NOTE, "classifier": info}
+    values, weights = image_metrics(fake, real, metrics, ev, device, real_key)
+    return values, {"inception_weights_sha256": weights}
+
+
+def paired_metrics(run: Restored, data: TensorDataset, metrics: list[str], ev: DictConfig,
+                   device: torch.device, real_key: dict) -> tuple[dict, dict]:
+    """L1, PSNR, SSIM (and FID) of an image-to-image model's outputs against the targets."""
+    from gan_lab.metrics.image_quality import l1, psnr, ssim
+
+    unknown = set(metrics) - set(PAIRED_METRICS)
+    if unknown:
+        raise ConfigError(f"eval.metrics: {sorted(unknown)} do not apply to image-to-image models; "
+                          f"choose from {list(PAIRED_METRICS)}")
+    out, target = translate(run, data, ev.num_samples, ev.batch_size)
+    a, b = out * 0.5 + 0.5, target * 0.5 + 0.5
+    values = {name: float(fn(a, b).mean()) for name, fn in (("L1", l1), ("PSNR", psnr), ("SSIM", ssim))
+              if name.lower() in metrics}
+    weights = None
+    if "fid" in metrics:
+        fid, weights = image_metrics(to_uint8(out), to_uint8(target), ["fid"], ev, device, real_key)
+        values.update(fid)
+    return values, {"inception_weights_sha256": weights}
+
+
+def check_eval_settings(ev: DictConfig) -> None:
+    if ev.num_samples < 2:
+        raise ConfigError(f"eval.num_samples must be at least 2, got {ev.num_samples}")
+    if ev.features not in FEATURES:
+        raise ConfigError(f"eval.features must be one of {list(FEATURES)}, got {ev.features!r}")
+    if ev.features == "classifier":
+        check_settings(ev.classifier, "eval.classifier")
 
 
 def evaluate(cfg: DictConfig) -> dict:
     """Run the configured metrics; returns the JSON report (also written next to the checkpoint)."""
     ev, t0 = cfg.eval, time.perf_counter()
-    if ev.num_samples < 2:
-        raise ConfigError(f"eval.num_samples must be at least 2, got {ev.num_samples}")
+    check_eval_settings(ev)
     torch.manual_seed(cfg.seed)
     device = resolve_device(OmegaConf.create({"device": cfg.device}))
     run = restore(cfg.ckpt, device)
     data = real_data(run, ev.split)
     real_key = {"dataset": OmegaConf.to_container(run.config.dataset, resolve=True), "split": ev.split}
-    metrics, weights = list(ev.metrics), None
+    metrics = list(ev.metrics)
+    if data.kind != "image" and ev.features == "classifier":
+        raise ConfigError(f"eval.features=classifier needs a labelled image dataset; this run's dataset "
+                          f"({run.config.dataset._target_}) has {data.kind} data")
     if data.kind == "points":
         from gan_lab.metrics.toy2d import mode_coverage
 
         covered, hq = mode_coverage(generate(run, ev.num_samples, ev.batch_size), data.modes, data.std)
         values = {"modes covered": f"{covered}/{len(data.modes)}", "high-quality fraction": hq}
+        extra = {"inception_weights_sha256": None}
     elif data.kind == "paired":
-        from gan_lab.metrics.image_quality import l1, psnr, ssim
-
-        unknown = set(metrics) - set(PAIRED_METRICS)
-        if unknown:
-            raise ConfigError(f"eval.metrics: {sorted(unknown)} do not apply to image-to-image models; "
-                              f"choose from {list(PAIRED_METRICS)}")
-        out, target = translate(run, data, ev.num_samples, ev.batch_size)
-        a, b = out * 0.5 + 0.5, target * 0.5 + 0.5
-        values = {name: float(fn(a, b).mean()) for name, fn in (("L1", l1), ("PSNR", psnr), ("SSIM", ssim))
-                  if name.lower() in metrics}
-        if "fid" in metrics:
-            fid, weights = image_metrics(to_uint8(out), to_uint8(target), ["fid"], ev, device, real_key)
-            values.update(fid)
+        values, extra = paired_metrics(run, data, metrics, ev, device, real_key)
     else:
-        unknown = set(metrics) - set(IMAGE_METRICS)
-        if unknown:
-            raise ConfigError(f"eval.metrics: unknown {sorted(unknown)}; choose from {list(IMAGE_METRICS)}")
-        fake = to_uint8(generate(run, ev.num_samples, ev.batch_size))
-        real = data.tensors["real"][: ev.num_samples].cpu()
-        if fake.shape[1:] != real.shape[1:]:
-            raise ConfigError(f"generated images {tuple(fake.shape[1:])} differ from the real ones "
-                              f"{tuple(real.shape[1:])}; evaluate against the run's own dataset")
-        values, weights = image_metrics(fake, real, metrics, ev, device, real_key)
+        values, extra = sample_metrics(run, data, metrics, ev, device, real_key)
     report = {
         "metrics": values, "num_samples": ev.num_samples, "checkpoint": str(run.path), "step": run.step,
         "dataset": run.config.dataset._target_, "split": ev.split if "split" in run.config.dataset else None,
-        "inception_weights_sha256": weights, "gan_lab_version": __version__,
+        "features": ev.features, **extra, "gan_lab_version": __version__,
         "generator": "ema" if run.generator is not run.task.G else "live",
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    write_report(report, run)
+    return report
+
+
+class TrainingEvaluator:
+    """FID of the live run every ``eval.every`` steps (``configs/eval/training.yaml``).
+
+    Each evaluation draws the same ``eval.num_samples`` inputs (seeded by ``seed``, on a
+    forked RNG, so training takes the same path with or without it) from the EMA
+    generator when the run keeps one, and compares them with the dataset's ``eval.split``
+    through the same code as ``gan-lab eval``; the real features are cached."""
+
+    def __init__(self, cfg: DictConfig, device: torch.device):
+        ev = cfg.eval
+        check_eval_settings(ev)
+        if list(ev.metrics) != ["fid"]:
+            raise ConfigError(f"eval.metrics during training must be [fid], got {list(ev.metrics)}")
+        self.cfg, self.device = cfg, device
+        dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+        if "split" in dataset:
+            dataset["split"] = ev.split
+        self.data = instantiate(dataset)
+        if self.data.kind == "points":
+            raise ConfigError("eval.every computes FID of images; toy2d runs are evaluated with gan-lab eval")
+        if ev.features == "classifier" and self.data.kind != "image":
+            raise ConfigError("eval.features=classifier needs a labelled image dataset")
+        self.real_key = {"dataset": dataset, "split": ev.split}
+        self.name = "classifier_fid" if ev.features == "classifier" else "fid"
+        # Fail now, not at the first evaluation, when the feature network cannot be had (on a forked
+        # RNG: building a network draws random weights, which would shift the run's random stream).
+        if ev.features == "classifier":
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                load_or_train(dataset, ev.classifier, device)
+        else:
+            from gan_lab.metrics.inception import resolve_weights
+            resolve_weights(ev.inception_weights, ev.download)
+
+    def __call__(self, state) -> tuple[str, float]:
+        ema = state.tricks.get("ema")
+        G = ema.module if ema is not None else state.task.G
+        run = Restored(state.task, G, self.cfg, Path(), state.step, state.fixed)
+        was_training = G.training
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.cfg.seed)
+            G.eval()
+            score = paired_metrics if self.data.kind == "paired" else sample_metrics
+            values, _ = score(run, self.data, ["fid"], self.cfg.eval, self.device, self.real_key)
+        G.train(was_training)
+        return self.name, next(v for k, v in values.items() if k.endswith("FID"))
+
+
+def write_report(report: dict, run: Restored) -> None:
+    """``<run>/eval/<timestamp>.json`` and the table."""
     out_dir = run.path.parent.parent / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
     path.write_text(json.dumps(report, indent=2))
-    rows = {k: (f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in values.items()}
-    print_table(summary_table({**rows, "samples": str(ev.num_samples), "report": str(path)},
+    rows = {k: (f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in report["metrics"].items()}
+    if "classifier" in report:
+        clf = report["classifier"]
+        rows.update({"features": "classifier", "note": report["note"],
+                     "classifier": f"{clf['cache']} (accuracy {clf['accuracy']:.4f} on its {clf['evaluated_on']})"})
+    print_table(summary_table({**rows, "samples": str(report["num_samples"]), "report": str(path)},
                               title=f"gan-lab eval, step {run.step}"))
-    return report
 
 
 @hydra.main(config_path="pkg://gan_lab.configs", config_name="eval", version_base="1.3")

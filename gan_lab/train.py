@@ -33,7 +33,7 @@ log = logging.getLogger("gan_lab")
 
 # Keys a resumed run may change; everything else must match the checkpoint's config.
 RESUMABLE = ("resume", "train.steps", "train.log_every", "train.sample_every", "train.ckpt_every",
-             "train.keep_ckpts", "train.progress", "hardware")
+             "train.keep_ckpts", "train.progress", "hardware", "eval")
 
 config_lib.register()
 
@@ -113,6 +113,11 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
     if cfg.resume:
         cfg, state_in = resumed_config(cfg, overrides or [])
     state, data, hw = setup(cfg)
+    evaluator = None
+    if OmegaConf.select(cfg, "eval.every") is not None:  # built first: missing weights or data stop the run here
+        from gan_lab.eval import TrainingEvaluator
+
+        evaluator = TrainingEvaluator(cfg, hw.device)
     task, total = state.task, cfg.train.steps
     if state_in is not None:
         state.load_state_dict(state_in)
@@ -133,7 +138,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
     recorder = Recorder(run_dir, purge_step=state.step + 1 if state_in is not None else None)
     try:
         with StopFlag() as stop:
-            ended = train_loop(state, data, cfg, hw, RunIO(run_dir, recorder, stop))
+            ended = train_loop(state, data, cfg, hw, RunIO(run_dir, recorder, stop, evaluator))
     finally:
         recorder.close()
 
@@ -146,6 +151,8 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
         "time": f"{format_duration(session)} this session, {format_duration(state.elapsed)} training in all",
         "throughput": f"{rate:.0f} images/s",
         **{k: f"{v:.4f}" for k, v in state.last_losses.items()},
+        **({f"best {state.best['metric']}": f"{state.best['value']:.4f} at step {state.best['step']} "
+                                             f"({run_dir / 'checkpoints' / 'best.pt'})"} if state.best else {}),
         "checkpoint": str(run_dir / "checkpoints" / "last.pt"),
         "samples": str(run_dir / "samples"),
         "tensorboard": f"tensorboard --logdir {run_dir / 'tb'}",

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +33,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunIO:
-    """Where a run writes, and the stop flag set by Ctrl-C/SIGTERM."""
+    """Where a run writes, the stop flag set by Ctrl-C/SIGTERM, and the evaluation run
+    every ``eval.every`` steps (``state -> (name, value)``, lower is better; None when off)."""
 
     run_dir: Path
     recorder: Recorder
     stop: StopFlag
+    evaluate: Callable[[TrainState], tuple[str, float]] | None = None
 
     @property
     def ckpt_dir(self) -> Path:
@@ -74,6 +77,8 @@ def train_loop(state: TrainState, data: TensorDataset, cfg: DictConfig, hw: Hard
                 io.recorder.scalars(step, {**state.last_losses, **lrs, "perf/images_per_sec": progress.window_rate})
             if step % tc.sample_every == 0:
                 render_samples(state, data, io.recorder)
+            if io.evaluate is not None and step % cfg.eval.every == 0:  # before the checkpoint, which
+                evaluate(state, io)                                       # then holds the best value
             if step % tc.ckpt_every == 0:
                 save_checkpoint(state, io, cfg)
 
@@ -163,6 +168,18 @@ def render_samples(state: TrainState, data: TensorDataset, recorder: Recorder) -
     if data.kind == "points":
         return recorder.points(state.step, samples, data.tensors["real"][:4096])
     return recorder.images(state.step, samples, nrow)
+
+
+def evaluate(state: TrainState, io: RunIO) -> None:
+    """FID now, logged as ``metrics/<name>``; a new best is kept as ``checkpoints/best.pt``."""
+    name, value = io.evaluate(state)
+    io.recorder.scalars(state.step, {f"metrics/{name}": value})
+    best = state.best.get("value", math.inf)
+    log.info("step %d: %s %.4f (best: %s)", state.step, name, value,
+             "this one" if value < best else f"{best:.4f} at step {state.best['step']}")
+    if value < best:
+        state.best = {"metric": name, "value": value, "step": state.step}
+        checkpoint.save(state.state_dict(), io.ckpt_dir / "best.pt")
 
 
 def save_checkpoint(state: TrainState, io: RunIO, cfg: DictConfig) -> Path:

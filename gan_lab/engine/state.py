@@ -31,6 +31,7 @@ class TrainState:
     fixed: dict[str, torch.Tensor] = field(default_factory=dict)
     elapsed: float = 0.0  # training seconds over all sessions of the run
     last_losses: dict[str, float] = field(default_factory=dict)
+    best: dict = field(default_factory=dict)  # best eval.every value: metric, value, step
 
     def state_dict(self) -> dict:
         return {
@@ -42,6 +43,7 @@ class TrainState:
             "images_seen": self.images_seen,
             "elapsed": self.elapsed,
             "last_losses": dict(self.last_losses),
+            "best": dict(self.best),
             "model": self.task.state_dict(),  # G.*, D.* and any buffers the task keeps
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
@@ -68,6 +70,7 @@ class TrainState:
         self.step, self.batches = state["step"], state["batches"]
         self.images_seen, self.elapsed = state["images_seen"], state["elapsed"]
         self.last_losses = dict(state["last_losses"])
+        self.best = dict(state.get("best", {}))  # absent from checkpoints of runs without eval.every
         restore_rng(state["rng"])
 
 
