@@ -1,11 +1,12 @@
-"""Defining properties of the adversarial losses (Goodfellow et al. 2014; Goodfellow 2016 tutorial §3.2)."""
+"""Defining properties of the adversarial losses (Goodfellow et al. 2014; Goodfellow 2016 tutorial §3.2;
+Arjovsky et al. 2017; Lim & Ye 2017 / Miyato et al. 2018; Mao et al. 2017)."""
 
 import math
 
 import pytest
 import torch
 
-from gan_lab.losses.adversarial import MaxLikelihood, Minimax, NonSaturating
+from gan_lab.losses.adversarial import Hinge, LeastSquares, MaxLikelihood, Minimax, NonSaturating, Wasserstein
 
 LOSSES = [NonSaturating, Minimax, MaxLikelihood]
 
@@ -108,3 +109,73 @@ def test_d_loss_optimum_is_p_data_over_p_data_plus_p_g():
         return NonSaturating().d_loss(logits(x_data), logits(x_g)).item()
 
     assert loss_at(1.0) < min(loss_at(0.8), loss_at(1.25))
+
+
+# ---------------------------------------------------------------- games on an unbounded critic score
+
+
+def test_critic_losses_equal_their_formulas():
+    torch.manual_seed(0)
+    r, f = torch.randn(64, dtype=torch.float64) * 3, torch.randn(64, dtype=torch.float64) * 3
+    relu = torch.relu
+    expected = {
+        Wasserstein: (f.mean() - r.mean(), -f.mean()),
+        Hinge: (relu(1 - r).mean() + relu(1 + f).mean(), -f.mean()),
+        LeastSquares: (0.5 * ((r - 1) ** 2).mean() + 0.5 * (f**2).mean(), 0.5 * ((f - 1) ** 2).mean()),
+    }
+    for loss_cls, (d, g) in expected.items():
+        torch.testing.assert_close(loss_cls().d_loss(r, f), d)
+        torch.testing.assert_close(loss_cls().g_loss(f), g)
+
+
+def test_logged_statistics_are_probabilities_or_raw_critic_means():
+    r, f = torch.tensor([2.0, 4.0]), torch.tensor([-1.0, 0.0])
+    loss = torch.tensor(0.5)
+    prob = NonSaturating().d_stats(loss, r, f)
+    torch.testing.assert_close(prob["D(x)"], torch.sigmoid(r).mean())
+    for loss_cls in (Wasserstein, Hinge, LeastSquares):
+        stats = loss_cls().d_stats(loss, r, f)
+        assert stats["loss/D"] == 0.5 and stats["D(x)"] == 3.0 and stats["D(G(z))"] == -0.5
+    assert Wasserstein().d_stats(loss, r, f)["wasserstein_estimate"] == 3.5
+    assert "wasserstein_estimate" not in Hinge().d_stats(loss, r, f)
+
+
+def test_wasserstein_estimate_of_the_optimal_critic_is_w1():
+    # p_g is p_data shifted by delta: W1 = ||delta||, reached by the 1-Lipschitz critic f(x) = <-delta/||delta||, x>.
+    torch.manual_seed(0)
+    delta = torch.tensor([3.0, -4.0])
+    x_data = torch.randn(1000, 2)
+    x_g = x_data + delta  # the optimal transport plan: every point moves by delta
+
+    def critic(x):
+        return x @ (-delta / delta.norm())
+
+    stats = Wasserstein().d_stats(torch.tensor(0.0), critic(x_data), critic(x_g))
+    assert stats["wasserstein_estimate"].item() == pytest.approx(5.0, abs=1e-4)
+    assert Wasserstein().d_loss(critic(x_data), critic(x_g)).item() == pytest.approx(-5.0, abs=1e-4)
+
+
+def test_hinge_ignores_samples_beyond_the_margin():
+    confident = grad_of(lambda r: Hinge().d_loss(r, torch.tensor([-1.5, -3.0])), torch.tensor([1.0, 2.5]))
+    assert (confident == 0).all()
+    assert Hinge().d_loss(torch.tensor([1.0, 2.5]), torch.tensor([-1.5, -3.0])) == 0
+    inside = grad_of(lambda r: Hinge().d_loss(r, torch.tensor([0.0])), torch.tensor([0.5, -2.0]))
+    torch.testing.assert_close(inside, torch.tensor([-0.5, -0.5]))  # a constant push, unlike the saturating costs
+    torch.testing.assert_close(grad_of(Hinge().g_loss, torch.tensor([-5.0, 5.0])), torch.tensor([-0.5, -0.5]))
+
+
+def test_least_squares_optimal_d_is_p_data_over_p_data_plus_p_g():
+    # Mao et al. 2017, eq. 4 with a = 0, b = 1: D* = p_data / (p_data + p_g) = sigmoid(log p_data - log p_g).
+    torch.manual_seed(0)
+    x_data, x_g = torch.randn(200_000) + 1, torch.randn(200_000) - 1
+    p_data, p_g = torch.distributions.Normal(1.0, 1.0), torch.distributions.Normal(-1.0, 1.0)
+
+    def optimal(x):
+        return torch.sigmoid(p_data.log_prob(x) - p_g.log_prob(x))
+
+    def loss_at(scale, shift=0.0):
+        return LeastSquares().d_loss(scale * optimal(x_data) + shift, scale * optimal(x_g) + shift).item()
+
+    assert loss_at(1.0) < min(loss_at(0.9), loss_at(1.1), loss_at(1.0, 0.05), loss_at(1.0, -0.05))
+    # With p_g = p_data, D* = 1/2 everywhere and G's cost is 1/2 (1/2 - 1)^2 = 1/8.
+    assert LeastSquares().g_loss(torch.full((4,), 0.5)).item() == pytest.approx(0.125)

@@ -21,7 +21,7 @@ def _losses(run_dir):
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in ("loss/G", "loss/D", "D(x)")}
 
 
-@pytest.mark.parametrize("model", ["dcgan", "pix2pix"])
+@pytest.mark.parametrize("model", ["dcgan", "pix2pix", "wgan_gp"])
 def test_stop_and_resume_equals_uninterrupted(tmp_path, model):
     base = [*TINY, f"model={model}", *STEPS, "dataset.count=64"]
     full = tmp_path / "full"

@@ -111,6 +111,8 @@ def train_step(state: TrainState, data: TensorDataset, sampler: BatchSampler, hw
         _check_finite(out_d.loss, "loss/D", step)
         _optimizer_step(out_d.loss, state, "D", tc.clip_grad_D)
         task.after_d_step()
+        for trick in state.tricks.values():  # hooks of gan_lab.tricks (WGAN weight clipping, ...)
+            trick.after_d_step(task)
 
     # -- generator phase: D is frozen so no gradient is computed for its weights --
     task.D.requires_grad_(False)

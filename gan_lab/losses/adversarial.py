@@ -1,9 +1,19 @@
-"""Adversarial losses of the original GAN games, computed from discriminator logits.
+"""Adversarial losses, computed from the raw discriminator outputs.
 
-Every game shares the discriminator's cross-entropy cost and differs only in the
-generator's cost (Goodfellow 2016, "NIPS 2016 Tutorial: Generative Adversarial
-Networks", §3.2). Working on logits with ``softplus`` keeps the costs finite where
-``log(sigmoid(.))`` underflows: ``-log D = softplus(-l)`` and ``-log(1 - D) = softplus(l)``.
+Cross-entropy games (Goodfellow et al. 2014): every game shares the discriminator's
+cost and differs only in the generator's cost (Goodfellow 2016, "NIPS 2016 Tutorial:
+Generative Adversarial Networks", §3.2). The output is a logit; working on logits with
+``softplus`` keeps the costs finite where ``log(sigmoid(.))`` underflows:
+``-log D = softplus(-l)`` and ``-log(1 - D) = softplus(l)``.
+
+Games on an unbounded score (a "critic", whose output is no probability):
+Wasserstein (Arjovsky et al. 2017, "Wasserstein GAN", eq. 3 and Algorithm 1), hinge
+(Lim & Ye 2017, "Geometric GAN"; Miyato et al. 2018, "Spectral Normalization for
+GANs", eq. 16-17) and least squares (Mao et al. 2017, "Least Squares Generative
+Adversarial Networks", eq. 2 with the 0-1 coding of eq. 9).
+
+Each loss also names the statistics logged at every D step (:meth:`d_stats`):
+probabilities for the cross-entropy games, mean raw outputs for the others.
 """
 
 from __future__ import annotations
@@ -20,6 +30,15 @@ class AdversarialLoss(nn.Module):
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+    def d_stats(self, loss: torch.Tensor, real_logits: torch.Tensor,
+                fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The scalars logged at every D step: its loss and its mean probability of "real"."""
+        return {
+            "loss/D": loss.detach(),
+            "D(x)": torch.sigmoid(real_logits.detach()).mean(),
+            "D(G(z))": torch.sigmoid(fake_logits.detach()).mean(),
+        }
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -55,10 +74,55 @@ class MaxLikelihood(AdversarialLoss):
         return -0.5 * fake_logits.exp().mean()
 
 
-def d_stats(loss: torch.Tensor, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The scalars logged at every D step: its loss and its mean probability of "real"."""
-    return {
-        "loss/D": loss.detach(),
-        "D(x)": torch.sigmoid(real_logits.detach()).mean(),
-        "D(G(z))": torch.sigmoid(fake_logits.detach()).mean(),
-    }
+class CriticLoss(nn.Module):
+    """Base of the games whose D output is an unbounded score, not the logit of a
+    probability: the logged "D(x)" and "D(G(z))" are its mean raw outputs."""
+
+    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def d_stats(self, loss: torch.Tensor, real_out: torch.Tensor, fake_out: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss/D": loss.detach(), "D(x)": real_out.detach().mean(), "D(G(z))": fake_out.detach().mean()}
+
+
+class Wasserstein(CriticLoss):
+    """The critic maximises E D(x) - E D(G(z)), G minimises -E D(G(z)) (Arjovsky et al.
+    2017, eq. 3, Algorithm 1). With D restricted to (K-)Lipschitz functions (weight
+    clipping, a gradient penalty: ``gan_lab.tricks``) the maximum is K * W1(p_data, p_g),
+    so the logged ``wasserstein_estimate`` tracks sample quality (§4.2)."""
+
+    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
+        return fake_out.mean() - real_out.mean()
+
+    def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
+        return -fake_out.mean()
+
+    def d_stats(self, loss: torch.Tensor, real_out: torch.Tensor, fake_out: torch.Tensor) -> dict[str, torch.Tensor]:
+        stats = super().d_stats(loss, real_out, fake_out)
+        return {**stats, "wasserstein_estimate": stats["D(x)"] - stats["D(G(z))"]}
+
+
+class Hinge(CriticLoss):
+    """D minimises E relu(1 - D(x)) + E relu(1 + D(G(z))), the SVM margin loss; G
+    minimises -E D(G(z)) as in WGAN (Lim & Ye 2017; Miyato et al. 2018, eq. 16-17).
+    Samples beyond the margin (D(x) >= 1, D(G(z)) <= -1) no longer move D."""
+
+    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
+        return F.relu(1.0 - real_out).mean() + F.relu(1.0 + fake_out).mean()
+
+    g_loss = Wasserstein.g_loss
+
+
+class LeastSquares(CriticLoss):
+    """D minimises 1/2 E (D(x) - 1)^2 + 1/2 E D(G(z))^2 and G minimises 1/2 E (D(G(z)) - 1)^2:
+    Mao et al. 2017, eq. 2 with a = 0, b = c = 1 (eq. 9). The optimal D is
+    p_data / (p_data + p_g) (eq. 4), so "D(x)" and "D(G(z))" read like probabilities."""
+
+    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (real_out - 1.0).square().mean() + 0.5 * fake_out.square().mean()
+
+    def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (fake_out - 1.0).square().mean()

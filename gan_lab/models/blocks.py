@@ -1,9 +1,10 @@
 """Building blocks shared by every network, so no model file repeats a layer recipe.
 
 Conventions: convolution blocks are ``conv -> BatchNorm -> activation -> dropout``
-(the DCGAN / pix2pix layer "Ck"); fully connected layers put dropout on their
-*input*, as pylearn2 (the code of Goodfellow et al. 2014 and Mirza & Osindero 2014)
-did. Activations are in place where the tensor they overwrite is not needed again.
+(the DCGAN / pix2pix layer "Ck"; layer norm or no norm on request); fully connected
+layers put dropout on their *input*, as pylearn2 (the code of Goodfellow et al. 2014
+and Mirza & Osindero 2014) did. Activations are in place where the tensor they
+overwrite is not needed again.
 """
 
 from __future__ import annotations
@@ -26,16 +27,28 @@ def activation(name: str | None) -> list[nn.Module]:
     return [] if name is None else [_ACTIVATIONS[name]()]
 
 
-def conv_block(in_ch: int, out_ch: int, *, transpose: bool = False, kernel: int = 4, stride: int = 2,
-               padding: int = 1, norm: bool = True, act: str | None = None, dropout: float = 0.0) -> nn.Sequential:
-    """(Transposed) convolution, optional BatchNorm, activation and dropout.
+_NORMS = {
+    "batch": nn.BatchNorm2d,
+    # Layer norm of a feature map: statistics over (C, H, W) of each sample, a scale and shift per
+    # channel, as in the code of Gulrajani et al. 2017 (tflib/ops/layernorm.py, axes [1, 2, 3]).
+    "layer": lambda channels: nn.GroupNorm(1, channels),
+}
+NORMS = (*_NORMS, "none")  # the values of a network's ``norm`` option
 
-    The defaults (4x4, stride 2, padding 1) halve or double the resolution. The
-    convolution has no bias when BatchNorm follows: BN's shift makes it redundant."""
+
+def conv_block(in_ch: int, out_ch: int, *, transpose: bool = False, kernel: int = 4, stride: int = 2,
+               padding: int = 1, norm: str | None = "batch", act: str | None = None,
+               dropout: float = 0.0) -> nn.Sequential:
+    """(Transposed) convolution, normalization, activation and dropout.
+
+    ``norm`` is ``"batch"``, ``"layer"``, or ``"none"``/``None`` (or ``False``) for none. The defaults
+    (4x4, stride 2, padding 1) halve or double the resolution. The convolution has no bias when
+    a normalization follows: its shift makes the bias redundant."""
+    norm = None if not norm or norm == "none" else norm
     conv = nn.ConvTranspose2d if transpose else nn.Conv2d
-    layers = [conv(in_ch, out_ch, kernel, stride, padding, bias=not norm)]
-    if norm:
-        layers.append(nn.BatchNorm2d(out_ch))
+    layers = [conv(in_ch, out_ch, kernel, stride, padding, bias=norm is None)]
+    if norm is not None:
+        layers.append(_NORMS[norm](out_ch))
     layers += activation(act)
     if dropout:
         layers.append(nn.Dropout(dropout))

@@ -14,6 +14,11 @@ Each block doubles (G) or halves (D) the resolution with 4x4 kernels, as in the
 PyTorch DCGAN example; log2(image_size) - 2 blocks lie between 4x4 and the image.
 ``width`` is the channel count of G's last hidden block and D's first block, and
 doubles per block towards 4x4 (the paper's 64 px G, 1024 channels at 4x4, is width=128).
+
+The same networks serve the Wasserstein family as generator and critic: WGAN
+(Arjovsky et al. 2017, §4) trains them as they are; a gradient-penalised critic
+takes ``norm="layer"`` or ``"none"``, because the penalty is per input and batch norm
+mixes the samples of a batch (Gulrajani et al. 2017, §4).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError
-from gan_lab.models.blocks import conv_block, dcgan_init
+from gan_lab.models.blocks import NORMS, conv_block, dcgan_init
 
 
 def _widths(image_size: int, width: int) -> list[int]:
@@ -46,7 +51,7 @@ class Generator(nn.Module):
             nn.BatchNorm2d(ch[0]),
             nn.ReLU(inplace=True),
             *(conv_block(a, b, transpose=True, act="relu") for a, b in zip(ch, ch[1:])),
-            conv_block(ch[-1], channels, transpose=True, norm=False, act="tanh"),
+            conv_block(ch[-1], channels, transpose=True, norm=None, act="tanh"),
         )
         self.apply(dcgan_init)
 
@@ -55,14 +60,18 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Images (B, channels, image_size, image_size) -> one logit per image (B,)."""
+    """Images (B, channels, image_size, image_size) -> one logit per image (B,).
 
-    def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64):
+    ``norm`` ("batch", "layer" or "none") normalizes the hidden blocks."""
+
+    def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64, norm: str = "batch"):
         super().__init__()
+        if norm not in NORMS:
+            raise ConfigError(f"model.discriminator.norm={norm}: choose one of {', '.join(NORMS)}")
         ch = _widths(image_size, width)
         self.net = nn.Sequential(
-            conv_block(channels, ch[0], norm=False, act="lrelu"),
-            *(conv_block(a, b, act="lrelu") for a, b in zip(ch, ch[1:])),
+            conv_block(channels, ch[0], norm=None, act="lrelu"),
+            *(conv_block(a, b, norm=norm, act="lrelu") for a, b in zip(ch, ch[1:])),
             nn.Flatten(),
             nn.Linear(ch[-1] * 16, 1),  # 4x4 features -> one logit
         )

@@ -8,7 +8,6 @@ import math
 import torch
 from torch import nn
 
-from gan_lab.losses.adversarial import d_stats
 from gan_lab.models.base import GANTask, LossOut
 
 
@@ -19,6 +18,9 @@ class NoiseToImage(GANTask):
     updated in between, so it is the same sample): one generator forward per step
     instead of two, as the reference DCGAN code (soumith/dcgan.torch) does.
     Subclasses add conditioning through :meth:`sample_inputs` and :meth:`condition`.
+
+    ``penalties`` are the D-loss terms registered by tricks (``gan_lab.tricks.base.Penalty``:
+    gradient penalties, R1); ``d_loss`` adds each to D's loss and logs it.
     """
 
     data_kinds = ("image", "points")
@@ -26,6 +28,7 @@ class NoiseToImage(GANTask):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module):
         super().__init__(generator, discriminator, loss)
         self._last = None  # (generator inputs, G output) of the last D step
+        self.penalties: list = []
 
     def sample_inputs(self, n: int) -> dict[str, torch.Tensor]:
         """Generator inputs for ``n`` samples, drawn from the global torch RNG."""
@@ -45,10 +48,16 @@ class NoiseToImage(GANTask):
         inputs = self.sample_inputs(len(real))
         fake = self.G(inputs["z"], *self.condition(inputs))
         self._last = (inputs, fake)
+        fake = fake.detach()  # no gradient reaches G
         real_logits = self.D(real, *real_cond)
-        fake_logits = self.D(fake.detach(), *self.condition(inputs))  # no gradient reaches G
+        fake_logits = self.D(fake, *self.condition(inputs))
         loss = self.loss.d_loss(real_logits, fake_logits)
-        return LossOut(loss, d_stats(loss, real_logits, fake_logits))
+        terms = {}
+        for penalty in self.penalties:
+            terms.update(penalty.d_penalty(self, real, fake, real_cond))
+        loss = sum(terms.values(), loss)
+        stats = self.loss.d_stats(loss, real_logits, fake_logits)
+        return LossOut(loss, {**stats, **{name: term.detach() for name, term in terms.items()}})
 
     def g_loss(self, batch: dict[str, torch.Tensor]) -> LossOut:
         inputs, fake = self._last or (self.sample_inputs(len(batch["real"])), None)

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_lab.errors import ConfigError
-from gan_lab.losses.adversarial import d_stats
 from gan_lab.models.base import GANTask, LossOut
 from gan_lab.models.blocks import conv_block, dcgan_init
 
@@ -129,7 +128,7 @@ class Pix2PixTask(GANTask):
         fake_logits = self.D(torch.cat([x, fake.detach()], 1))  # no gradient reaches G
         # §3.3: "we divide the objective by 2 while optimizing D", slowing D relative to G.
         loss = 0.5 * self.loss.d_loss(real_logits, fake_logits)
-        return LossOut(loss, d_stats(loss, real_logits, fake_logits))
+        return LossOut(loss, self.loss.d_stats(loss, real_logits, fake_logits))
 
     def g_loss(self, batch: dict[str, torch.Tensor]) -> LossOut:
         x, target = batch["input"], batch["target"]

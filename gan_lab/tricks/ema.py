@@ -12,8 +12,10 @@ import copy
 import torch
 from torch import nn
 
+from gan_lab.tricks.base import Trick
 
-class EMA:
+
+class EMA(Trick):
     """``avg = decay * avg + (1 - decay) * G`` after every generator step; buffers are copied."""
 
     def __init__(self, decay: float = 0.999):
