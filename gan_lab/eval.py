@@ -199,9 +199,17 @@ def paired_metrics(run: Restored, data: TensorDataset, metrics: list[str], ev: D
     return values, {"inception_weights_sha256": weights}
 
 
+# The fewest samples each metric can be computed from: IS averages 10 splits, precision/recall
+# (k = 3) needs more than k neighbours per set, FID and KID two samples.
+MIN_SAMPLES = {"is": 10, "pr": 4, "fid": 2, "kid": 2}
+
+
 def check_eval_settings(ev: DictConfig) -> None:
-    if ev.num_samples < 2:
-        raise ConfigError(f"eval.num_samples must be at least 2, got {ev.num_samples}")
+    """Checks of the eval settings that need no model or data, so bad values stop before any work."""
+    need = max((MIN_SAMPLES.get(m, 2) for m in ev.metrics), default=2)
+    if ev.num_samples < need:
+        raise ConfigError(f"eval.num_samples={ev.num_samples} is too few for eval.metrics={list(ev.metrics)}: "
+                          f"they need at least {need} (IS: 10 splits; precision/recall: k=3 neighbours)")
     if ev.features not in FEATURES:
         raise ConfigError(f"eval.features must be one of {list(FEATURES)}, got {ev.features!r}")
     if ev.features == "classifier":

@@ -81,6 +81,9 @@ def test_eval_errors_are_clear(tmp_path):
     out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", f"eval.inception_weights={tmp_path / 'none.pth'}",
                    "eval.num_samples=10")
     assert out.returncode == 1 and "pt_inception-2015-12-05" in out.stdout + out.stderr
+    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.num_samples=5")
+    assert out.returncode == 1 and "they need at least 10" in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
     out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.metrics=[fid,bogus]")
     assert out.returncode == 1 and "bogus" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
