@@ -17,11 +17,12 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_class
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, GanLabError
 
 
 class Precision(str, enum.Enum):
@@ -153,6 +154,22 @@ def validate(cfg: DictConfig) -> None:
             f"but model={_option(cfg, 'model')} trains on {' or '.join(kinds)} data; choose a matching dataset "
             f"(e.g. {'shapes_paired or paired_folder' if 'paired' in kinds else 'shapes'})"
         )
+
+
+def instantiate_group(node: DictConfig, group: str, **kwargs):
+    """``hydra.utils.instantiate`` whose errors name the config group: a GanLabError raised in a
+    constructor surfaces as itself, a ValueError/TypeError (bad argument) as a ConfigError."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, GanLabError):
+            raise cause from None
+        if isinstance(cause, (ValueError, TypeError)):
+            raise ConfigError(f"{group}: {cause}") from None
+        raise ConfigError(f"{group}: {err}") from None
 
 
 def _cls(path: str, key: str) -> type:

@@ -14,7 +14,6 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -40,27 +39,13 @@ config_lib.register()
 
 def build(cfg: DictConfig, device: torch.device) -> tuple[torch.nn.Module, TensorDataset]:
     """Instantiate the dataset and the task; errors raised inside constructors surface as-is."""
-    data = _instantiate(cfg.dataset, "dataset")
-    task = _instantiate(cfg.model, "model", loss=_instantiate(cfg.loss, "loss"))
+    data = config_lib.instantiate_group(cfg.dataset, "dataset")
+    task = config_lib.instantiate_group(cfg.model, "model", loss=config_lib.instantiate_group(cfg.loss, "loss"))
     if cfg.hardware.data_on_device and device.type == "cuda":
         size = sum(t.numel() * t.element_size() for t in data.tensors.values())
         if size < 0.25 * torch.cuda.mem_get_info(device)[0]:
             data.to(device)
     return task, data
-
-
-def _instantiate(node: DictConfig, group: str, **kwargs):
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
-            cause = cause.__cause__
-        if isinstance(cause, GanLabError):
-            raise cause from None
-        if isinstance(cause, (ValueError, TypeError)):
-            raise ConfigError(f"{group}: {cause}") from None
-        raise ConfigError(f"{group}: {err}") from None
 
 
 def resumed_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, dict]:
@@ -95,10 +80,10 @@ def setup(cfg: DictConfig) -> tuple[TrainState, TensorDataset, Hardware]:
 
     total = cfg.train.steps
     optimizers = {n: instantiate(cfg.optim[n])(getattr(task, n).parameters()) for n in ("G", "D")}
-    schedule = instantiate(cfg.schedule)
+    schedule = config_lib.instantiate_group(cfg.schedule, "schedule")
     schedulers = {n: torch.optim.lr_scheduler.LambdaLR(o, lambda s: schedule(s, total))
                   for n, o in optimizers.items()}
-    tricks = {name: instantiate(node) for name, node in cfg.tricks.items()}
+    tricks = {name: config_lib.instantiate_group(node, f"tricks.{name}") for name, node in cfg.tricks.items()}
     for trick in tricks.values():
         trick.setup(task)
     state = TrainState(task, optimizers, schedulers, hw.scalers, tricks,

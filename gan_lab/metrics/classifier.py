@@ -27,6 +27,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 from torch import nn
 
+from gan_lab.config import instantiate_group
 from gan_lab.data.base import BatchSampler, TensorDataset
 from gan_lab.engine import checkpoint
 from gan_lab.engine.schedules import Cosine
@@ -143,9 +144,7 @@ def check_labelled_images(dataset: dict) -> None:
 
 def _instantiate(dataset: dict, split: str | None) -> TensorDataset:
     """The dataset of a resolved config node, on ``split`` where it has one; it must hold labels."""
-    from gan_lab.train import _instantiate as instantiate_node
-
-    data = instantiate_node(OmegaConf.create({**dataset, "split": split} if split else dataset), "dataset")
+    data = instantiate_group(OmegaConf.create({**dataset, "split": split} if split else dataset), "dataset")
     if "label" not in data.tensors:
         raise ConfigError(f"{_WANTED}; this {dataset['_target_']} has no labels")
     return data
