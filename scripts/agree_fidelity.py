@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 import torch_fidelity
@@ -24,7 +23,7 @@ from rich.table import Table
 
 from gan_lab.engine.restore import restore
 from gan_lab.eval import generate, image_metrics, real_data, to_uint8
-from gan_lab.metrics.inception import ImageTensors, WeightsNotFoundError, make_seeded_weights, resolve_weights
+from gan_lab.metrics.inception import ImageTensors, weights_or_stand_in
 
 
 def main() -> None:
@@ -37,10 +36,7 @@ def main() -> None:
     parser.add_argument("--weights", default=None, help="Inception weights file (default: hub cache, else seeded)")
     args = parser.parse_args()
 
-    try:
-        weights, kind = resolve_weights(args.weights, download=False), "real"
-    except WeightsNotFoundError:
-        weights, kind = make_seeded_weights(Path(tempfile.mkdtemp()) / "seeded.pth"), "seeded stand-in"
+    weights, kind = weights_or_stand_in(args.weights)
     device = torch.device("cpu")
     torch.manual_seed(args.seed)  # then the calls of gan-lab eval, in its order: the same random draws
     run = restore(args.ckpt, device)

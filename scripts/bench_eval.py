@@ -11,9 +11,7 @@ seeded stand-in weights of the same architecture: the speed is the same.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 import torch_fidelity
@@ -22,8 +20,7 @@ from rich.table import Table
 
 from gan_lab.data.shapes import Shapes
 from gan_lab.metrics.fid import fid_from_features
-from gan_lab.metrics.inception import (ImageTensors, InceptionFeatures, WeightsNotFoundError, make_seeded_weights,
-                                       resolve_weights)
+from gan_lab.metrics.inception import ImageTensors, InceptionFeatures, weights_or_stand_in
 
 
 def main() -> None:
@@ -34,10 +31,7 @@ def main() -> None:
     parser.add_argument("--weights", default=None, help="Inception weights file (default: hub cache, else seeded)")
     args = parser.parse_args()
 
-    try:
-        weights, kind = resolve_weights(args.weights, download=False), "real"
-    except WeightsNotFoundError:
-        weights, kind = make_seeded_weights(Path(tempfile.mkdtemp()) / "seeded.pth"), "seeded stand-in"
+    weights, kind = weights_or_stand_in(args.weights)
     a = Shapes(image_size=32, count=args.n, seed=1).tensors["real"]
     b = Shapes(image_size=32, count=args.n, seed=2).tensors["real"]
 

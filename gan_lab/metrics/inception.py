@@ -203,3 +203,14 @@ class ImageTensors(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.images[i]
+
+
+def weights_or_stand_in(path: str | Path | None = None) -> tuple[Path, str]:
+    """For the scripts: the real weights (``path`` or the hub cache, no download), else a seeded stand-in
+    in a temporary folder; with ``"real"`` or ``"seeded stand-in"`` to say which."""
+    try:
+        return resolve_weights(path, download=False), "real"
+    except WeightsNotFoundError:
+        import tempfile
+
+        return make_seeded_weights(Path(tempfile.mkdtemp()) / "seeded.pth"), "seeded stand-in"
