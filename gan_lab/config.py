@@ -172,6 +172,15 @@ def instantiate_group(node: DictConfig, group: str, **kwargs):
         raise ConfigError(f"{group}: {err}") from None
 
 
+def instantiate_tricks(node: DictConfig, task) -> dict:
+    """The tricks of ``node`` (``cfg.tricks``) by name, each after its ``modify(task)`` (the network
+    changes every later step, checkpoint loading included, relies on)."""
+    tricks = {name: instantiate_group(spec, f"tricks.{name}") for name, spec in node.items()}
+    for trick in tricks.values():
+        trick.modify(task)
+    return tricks
+
+
 def _cls(path: str, key: str) -> type:
     try:
         return get_class(path)

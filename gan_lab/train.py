@@ -74,18 +74,18 @@ def setup(cfg: DictConfig) -> tuple[TrainState, TensorDataset, Hardware]:
     task, data = build(cfg, device)
     if len(data) < cfg.train.batch_size:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the dataset ({len(data)} samples)")
+    task.to(device)
+    tricks = config_lib.instantiate_tricks(cfg.tricks, task)  # may change the networks: before the optimizers
     for net in (task.G, task.D):
         hw.prepare(net, cfg.hardware.compile)
-    task.to(device)
+    for trick in tricks.values():
+        trick.setup(task)
 
     total = cfg.train.steps
     optimizers = {n: instantiate(cfg.optim[n])(getattr(task, n).parameters()) for n in ("G", "D")}
     schedule = config_lib.instantiate_group(cfg.schedule, "schedule")
     schedulers = {n: torch.optim.lr_scheduler.LambdaLR(o, lambda s: schedule(s, total))
                   for n, o in optimizers.items()}
-    tricks = {name: config_lib.instantiate_group(node, f"tricks.{name}") for name, node in cfg.tricks.items()}
-    for trick in tricks.values():
-        trick.setup(task)
     state = TrainState(task, optimizers, schedulers, hw.scalers, tricks,
                        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     return state, data, hw

@@ -85,15 +85,15 @@ def test_dcgan_follows_the_paper_architecture():
     convs = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert [c.out_channels for c in convs] == [512, 256, 128, 3]  # Radford et al. Fig. 1
     assert [c.stride for c in convs] == [(2, 2)] * 4
-    assert isinstance(D.net[-1], nn.Linear) and D.net[-1].out_features == 1  # flattened -> one logit
+    assert isinstance(D.head, nn.Linear) and D.head.out_features == 1  # flattened -> one logit
     for net in (G, D):
         assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in net.modules())
         assert sum(isinstance(m, nn.Linear) for m in net.modules()) == 1  # no fully connected hidden layers
-        for block in net.net:  # a convolution followed by BatchNorm carries no bias
+        for block in net.modules():  # a convolution followed by BatchNorm carries no bias
             if isinstance(block, nn.Sequential) and len(block) > 1 and isinstance(block[1], nn.BatchNorm2d):
                 assert block[0].bias is None
-    assert not isinstance(D.net[0][1], nn.BatchNorm2d) and isinstance(D.net[0][1], nn.LeakyReLU)
-    assert D.net[0][1].negative_slope == 0.2
+    assert not isinstance(D.body[0][1], nn.BatchNorm2d) and isinstance(D.body[0][1], nn.LeakyReLU)
+    assert D.body[0][1].negative_slope == 0.2
     assert [type(m) for m in G.net[-1]] == [nn.ConvTranspose2d, nn.Tanh]  # no BN on the output layer
 
 

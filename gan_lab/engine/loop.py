@@ -100,6 +100,7 @@ def train_step(state: TrainState, data: TensorDataset, sampler: BatchSampler, hw
     Returns the step's statistics as tensors (no device sync beyond the finiteness checks)."""
     task = state.task
     step = state.step + 1
+    task.begin_step(step)
 
     # -- discriminator phase --
     task.D.requires_grad_(True)

@@ -38,6 +38,7 @@ def restore(path: str | Path, device: torch.device, use_ema: bool = True) -> Res
     except InstantiationException as err:
         raise CheckpointError(f"{file} was written for model {cfg.model.get('_target_')!r}, which this "
                               f"gan-lab cannot build: {err.__cause__ or err}") from None
+    config_lib.instantiate_tricks(cfg.tricks, task)  # the network changes the weights were trained with
     try:
         task.load_state_dict(state["model"])
     except RuntimeError as err:

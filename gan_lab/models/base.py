@@ -59,6 +59,11 @@ class GANTask(nn.Module):
         """Generator loss; ``batch`` is the last batch the D step saw."""
         raise NotImplementedError
 
+    def begin_step(self, step: int) -> None:
+        """Hook before generator step ``step`` (1-based) and its D steps: a task whose networks
+        change with training progress (Progressive GAN's resolution and fade-in) sets them here,
+        as a pure function of ``step``, so a resumed run continues the same schedule."""
+
     def after_d_step(self) -> None:
         """Hook after each D optimizer step (WGAN weight clipping, ...)."""
 

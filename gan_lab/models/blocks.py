@@ -108,3 +108,29 @@ def uniform_init(net: nn.Module, bound: float) -> None:
         if isinstance(module, nn.Linear):
             nn.init.uniform_(module.weight, -bound, bound)
             nn.init.zeros_(module.bias)
+
+
+class MinibatchStddev(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, "Progressive Growing of GANs", §3).
+
+    The standard deviation of each feature (and location) over a group of ``group_size``
+    samples, averaged into one value per group, appended to every sample of the group: one
+    constant channel for feature maps (B, C, H, W) -> (B, C + 1, H, W), one feature for
+    vectors (B, F) -> (B, F + 1). D can then tell a batch of near-duplicates from real data.
+    The batch size must be divisible by the group size, or smaller than it (one group)."""
+
+    def __init__(self, group_size: int = 4, eps: float = 1e-8):
+        super().__init__()
+        self.group_size, self.eps = group_size, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = len(x)
+        g = min(self.group_size, b)
+        if b % g:
+            raise ValueError(f"minibatch stddev: batch size {b} is not divisible by the group size {g}")
+        groups = x.view(g, b // g, *x.shape[1:]).float()  # sample i is in group i % (b // g), as in ProGAN
+        std = (groups.var(0, unbiased=False) + self.eps).sqrt()  # (b // g, ...)
+        stat = std.flatten(1).mean(1).to(x.dtype)  # one value per group
+        stat = stat.repeat(g)  # back to (b,), sample i gets its group's value
+        shape = (b, 1, *x.shape[2:])
+        return torch.cat([x, stat.view(b, *([1] * (x.dim() - 1))).expand(shape)], 1)

@@ -69,13 +69,17 @@ class Discriminator(nn.Module):
         if norm not in NORMS:
             raise ConfigError(f"model.discriminator.norm={norm}: choose one of {', '.join(NORMS)}")
         ch = _widths(image_size, width)
-        self.net = nn.Sequential(
+        self.body = nn.Sequential(
             conv_block(channels, ch[0], norm=None, act="lrelu"),
             *(conv_block(a, b, norm=norm, act="lrelu") for a, b in zip(ch, ch[1:])),
             nn.Flatten(),
-            nn.Linear(ch[-1] * 16, 1),  # 4x4 features -> one logit
         )
+        self.head = nn.Linear(ch[-1] * 16, 1)  # 4x4 features -> one logit
         self.apply(dcgan_init)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The flattened 4x4 feature maps of the last block (B, 16 * channels)."""
+        return self.body(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).view(-1)
+        return self.head(self.body(x)).view(-1)

@@ -55,11 +55,16 @@ class Discriminator(nn.Module):
         super().__init__()
         sizes = [numel(in_shape), *units]
         drops = [input_dropout] + [dropout] * len(units)
-        self.net = nn.Sequential(
+        self.body = nn.Sequential(
             *(Maxout(a, b, pieces, input_dropout=p) for a, b, p in zip(sizes, sizes[1:], drops)),
-            dense(sizes[-1], 1, input_dropout=drops[-1]),
+            nn.Dropout(drops[-1]),  # the output layer's input dropout
         )
+        self.head = nn.Linear(sizes[-1], 1)
         uniform_init(self, 0.005)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last maxout layer's units (B, units[-1])."""
+        return self.body(x.flatten(1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1)).view(-1)
+        return self.head(self.features(x)).view(-1)

@@ -19,8 +19,13 @@ class NoiseToImage(GANTask):
     instead of two, as the reference DCGAN code (soumith/dcgan.torch) does.
     Subclasses add conditioning through :meth:`sample_inputs` and :meth:`condition`.
 
-    ``penalties`` are the D-loss terms registered by tricks (``gan_lab.tricks.base.Penalty``:
-    gradient penalties, R1); ``d_loss`` adds each to D's loss and logs it.
+    Tricks (``gan_lab.tricks``) plug in through three attributes:
+
+    - ``penalties``: ``gan_lab.tricks.base.Penalty`` objects whose terms ``d_loss`` adds to D's
+      loss and ``g_loss`` to G's (gradient penalties, R1, historical averaging), each logged;
+    - ``d_input``: functions applied to every sample D sees, real or generated (instance noise);
+    - ``g_objective``: an object whose ``g_loss(task, batch, fake, inputs)`` replaces the
+      adversarial generator loss (feature matching); None keeps ``loss.g_loss``.
     """
 
     data_kinds = ("image", "points")
@@ -29,6 +34,8 @@ class NoiseToImage(GANTask):
         super().__init__(generator, discriminator, loss)
         self._last = None  # (generator inputs, G output) of the last D step
         self.penalties: list = []
+        self.d_input: list = []
+        self.g_objective = None
 
     def sample_inputs(self, n: int) -> dict[str, torch.Tensor]:
         """Generator inputs for ``n`` samples, drawn from the global torch RNG."""
@@ -49,12 +56,12 @@ class NoiseToImage(GANTask):
         fake = self.G(inputs["z"], *self.condition(inputs))
         self._last = (inputs, fake)
         fake = fake.detach()  # no gradient reaches G
-        real_logits = self.D(real, *real_cond)
-        fake_logits = self.D(fake, *self.condition(inputs))
+        real_logits = self.D(self.d_view(real), *real_cond)
+        fake_logits = self.D(self.d_view(fake), *self.condition(inputs))
         loss = self.loss.d_loss(real_logits, fake_logits)
         terms = {}
         for penalty in self.penalties:
-            terms.update(penalty.d_penalty(self, real, fake, real_cond))
+            terms.update(penalty.d_terms(self, real, fake, real_cond))
         loss = sum(terms.values(), loss)
         stats = self.loss.d_stats(loss, real_logits, fake_logits)
         return LossOut(loss, {**stats, **{name: term.detach() for name, term in terms.items()}})
@@ -64,8 +71,21 @@ class NoiseToImage(GANTask):
         self._last = None
         if fake is None or fake.grad_fn is None:  # no D step before, or G was frozen during it
             fake = self.G(inputs["z"], *self.condition(inputs))
-        loss = self.loss.g_loss(self.D(fake, *self.condition(inputs)))
-        return LossOut(loss, {"loss/G": loss.detach()})
+        if self.g_objective is not None:
+            loss = self.g_objective.g_loss(self, batch, fake, inputs)
+        else:
+            loss = self.loss.g_loss(self.D(self.d_view(fake), *self.condition(inputs)))
+        terms = {}
+        for penalty in self.penalties:
+            terms.update(penalty.g_terms(self, fake, inputs))
+        stats = {"loss/G": loss.detach(), **{name: term.detach() for name, term in terms.items()}}
+        return LossOut(sum(terms.values(), loss), stats)
+
+    def d_view(self, x: torch.Tensor) -> torch.Tensor:
+        """A sample as D sees it: after the ``d_input`` functions (instance noise)."""
+        for fn in self.d_input:
+            x = fn(x)
+        return x
 
     def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
         return {"z": torch.randn(n, self.G.z_dim, device=self.device)}

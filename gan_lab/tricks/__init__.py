@@ -4,18 +4,25 @@ A trick is an object built from ``configs/tricks/<name>.yaml`` (the key under
 ``tricks`` is its name in the checkpoint). It subclasses :class:`base.Trick` and
 overrides the hooks it needs; the others do nothing:
 
-- ``setup(task)``: once, after the task is built and on its device, before any
-  step (and before a resumed run loads its state);
+- ``modify(task)``: change the networks (spectral norm, extra discriminator layers), after
+  the task is built and on its device, before the optimizers exist; ``gan-lab eval`` and
+  ``gan-lab sample`` call it too, before loading a checkpoint's weights;
+- ``setup(task)``: once, after every trick's ``modify``, before any step (and before a
+  resumed run loads its state); where a trick checks that it can apply and plugs into
+  the task;
 - ``after_d_step(task)``: after every discriminator optimizer step, ``n_critic``
   times per step (WGAN weight clipping);
 - ``after_g_step(task)``: after every generator optimizer step (EMA);
 - ``state_dict()`` / ``load_state_dict(state)``: what the trick keeps in checkpoints
   (tensors and plain values only).
 
-A trick that adds a term to D's loss subclasses :class:`base.Penalty`: its ``setup``
-registers it in ``task.penalties``, and the task's ``d_loss`` calls
-``d_penalty(task, real, fake, cond)`` with the real batch, the *detached* generated
-batch and the real batch's conditioning arguments (``()`` or the cGAN labels). It
-returns named extra D losses (``{"penalty/gp": tensor}``); the task adds them to D's
-loss and logs each. Tasks without ``penalties`` (pix2pix) refuse such tricks at setup.
+The noise-to-image tasks (``gan_lab.models.noise.NoiseToImage``) take three plug-ins:
+``task.penalties`` (:class:`base.Penalty`: terms added to D's loss through
+``d_terms(task, real, fake, cond)`` - ``fake`` detached - and to G's through
+``g_terms(task, fake, inputs)``, each logged), ``task.d_input`` (functions applied to
+every sample D sees) and ``task.g_objective`` (replaces the generator's adversarial
+loss). A trick whose plug-in a task lacks is a ConfigError at setup, never a no-op.
+
+Tricks that need D's features use :func:`base.feature_discriminator`: D exposes
+``features(x, *cond) -> (B, F)`` and a linear ``head`` on them.
 """

@@ -15,8 +15,12 @@ log = logging.getLogger(__name__)
 class Trick:
     """Engine hooks that do nothing; a trick overrides the ones it needs."""
 
+    def modify(self, task: nn.Module) -> None:
+        """Change the networks (add layers, reparametrize weights), before the optimizers are built;
+        ``gan-lab eval`` and ``sample`` call it too, before loading a checkpoint's weights."""
+
     def setup(self, task: nn.Module) -> None:
-        """Once, before the first step."""
+        """Once, after every trick's :meth:`modify` and before the first step."""
 
     def after_d_step(self, task: nn.Module) -> None:
         """After every discriminator optimizer step."""
@@ -32,9 +36,10 @@ class Trick:
 
 
 class Penalty(Trick):
-    """A term added to the discriminator's loss, logged as ``penalty/<name>``.
+    """Terms added to the discriminator's and/or the generator's loss, each logged under its name.
 
-    Subclasses set ``name`` and implement :meth:`penalty`."""
+    Subclasses set ``name`` and implement :meth:`penalty` (one D term, ``penalty/<name>``), or
+    override :meth:`d_terms` and :meth:`g_terms`."""
 
     name: str
 
@@ -48,9 +53,14 @@ class Penalty(Trick):
                         "model.discriminator.norm=layer", type(self).__name__)
         task.penalties.append(self)
 
-    def d_penalty(self, task: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                  cond: tuple) -> dict[str, torch.Tensor]:
+    def d_terms(self, task: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                cond: tuple) -> dict[str, torch.Tensor]:
+        """Named terms of D's loss; ``fake`` is detached, ``cond`` the real batch's conditioning."""
         return {f"penalty/{self.name}": self.penalty(task.D, real, fake, cond)}
+
+    def g_terms(self, task: nn.Module, fake: torch.Tensor, inputs: dict) -> dict[str, torch.Tensor]:
+        """Named terms of G's loss; ``fake`` = G(``inputs``) carries G's graph."""
+        return {}
 
     def penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond: tuple) -> torch.Tensor:
         raise NotImplementedError
@@ -61,3 +71,27 @@ def positive(value: float, key: str) -> float:
     if not value > 0:
         raise ValueError(f"{key} must be positive, got {value}")
     return value
+
+
+def feature_discriminator(task: nn.Module, trick: str) -> nn.Module:
+    """``task.D`` if it exposes ``features(x, *cond) -> (B, F)`` and a linear ``head`` on them
+    (the DCGAN and MLP discriminators do), else a ConfigError naming the trick."""
+    D = task.D
+    if not (callable(getattr(D, "features", None)) and isinstance(getattr(D, "head", None), nn.Module)):
+        raise ConfigError(f"tricks.{trick}: the discriminator {type(D).__name__} exposes no features/head "
+                          "split, so this trick cannot apply to this model")
+    return D
+
+
+def extend_head(D: nn.Module, layer: nn.Module, extra: int) -> None:
+    """Insert ``layer`` (features (B, F) -> (B, F + extra)) before D's final linear map, which is
+    rebuilt for the wider input. Layers inserted earlier are kept."""
+    head = D.head
+    linear = head[-1] if isinstance(head, nn.Sequential) else head
+    earlier = list(head[:-1]) if isinstance(head, nn.Sequential) else []
+    new = nn.Linear(linear.in_features + extra, linear.out_features, device=linear.weight.device)
+    with torch.no_grad():  # the existing features keep their weights; the new inputs start at 0
+        new.weight.zero_()
+        new.weight[:, :linear.in_features].copy_(linear.weight)
+        new.bias.copy_(linear.bias)
+    D.head = nn.Sequential(*earlier, layer.to(linear.weight.device), new)
