@@ -74,6 +74,7 @@ def setup(cfg: DictConfig) -> tuple[TrainState, TensorDataset, Hardware]:
     task, data = build(cfg, device)
     if len(data) < cfg.train.batch_size:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the dataset ({len(data)} samples)")
+    task.use_data(data)
     task.to(device)
     tricks = config_lib.instantiate_tricks(cfg.tricks, task)  # may change the networks: before the optimizers
     for net in (task.G, task.D):

@@ -59,6 +59,11 @@ class GANTask(nn.Module):
         """Generator loss; ``batch`` is the last batch the D step saw."""
         raise NotImplementedError
 
+    def use_data(self, data) -> None:
+        """Hook called once with the training dataset (``gan_lab.data.base.TensorDataset``) before
+        the first step and before a checkpoint is loaded: a task that keeps examples of its own
+        (the labelled subset of semi-supervised training) picks them here, as buffers."""
+
     def begin_step(self, step: int) -> None:
         """Hook before generator step ``step`` (1-based) and its D steps: a task whose networks
         change with training progress (Progressive GAN's resolution and fade-in) sets them here,

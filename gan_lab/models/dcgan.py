@@ -62,9 +62,11 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """Images (B, channels, image_size, image_size) -> one logit per image (B,).
 
-    ``norm`` ("batch", "layer" or "none") normalizes the hidden blocks."""
+    ``norm`` ("batch", "layer" or "none") normalizes the hidden blocks. ``outputs`` > 1 gives
+    (B, outputs) logits instead, for discriminators that also classify."""
 
-    def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64, norm: str = "batch"):
+    def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64, norm: str = "batch",
+                 outputs: int = 1):
         super().__init__()
         if norm not in NORMS:
             raise ConfigError(f"model.discriminator.norm={norm}: choose one of {', '.join(NORMS)}")
@@ -74,7 +76,7 @@ class Discriminator(nn.Module):
             *(conv_block(a, b, norm=norm, act="lrelu") for a, b in zip(ch, ch[1:])),
             nn.Flatten(),
         )
-        self.head = nn.Linear(ch[-1] * 16, 1)  # 4x4 features -> one logit
+        self.head = nn.Linear(ch[-1] * 16, outputs)  # 4x4 features -> one logit (or one per class)
         self.apply(dcgan_init)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,4 +84,5 @@ class Discriminator(nn.Module):
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x)).view(-1)
+        logits = self.head(self.body(x))
+        return logits.view(-1) if logits.shape[1] == 1 else logits
