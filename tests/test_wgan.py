@@ -164,7 +164,7 @@ def test_model_tricks_are_kept_when_the_command_line_adds_tricks():
 
 
 def test_penalty_tricks_are_refused_by_tasks_without_penalties():
-    with pytest.raises(ConfigError, match="Pix2PixTask takes no discriminator penalties"):
+    with pytest.raises(ConfigError, match="Pix2PixTask takes no loss terms from tricks"):
         setup(compose_train([*TINY, "model=pix2pix", "tricks=[r1]", "dataset.count=16"]))
 
 

@@ -26,10 +26,23 @@ from torch import nn
 class AdversarialLoss(nn.Module):
     """D minimises the cross-entropy of real (label 1) against fake (label 0):
     -E log D(x) - E log(1 - D(G(z))) (Goodfellow et al. 2014, eq. 1). Its minimum
-    over D is reached at D* = p_data / (p_data + p_g) (Proposition 1)."""
+    over D is reached at D* = p_data / (p_data + p_g) (Proposition 1).
+
+    ``real_target`` < 1 is one-sided label smoothing (Salimans et al. 2016, §3.4; set by
+    ``gan_lab.tricks.label_smoothing``): real examples get the target alpha, fakes keep 0, and
+    the optimum becomes D* = alpha p_data / (p_data + p_g)."""
+
+    def __init__(self, real_target: float = 1.0):
+        super().__init__()
+        self.real_target = real_target
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+        # cross-entropy with target t: -t log D - (1 - t) log(1 - D) = t softplus(-l) + (1 - t) softplus(l)
+        t = self.real_target
+        real = F.softplus(-real_logits)
+        if t != 1.0:
+            real = t * real + (1.0 - t) * F.softplus(real_logits)
+        return real.mean() + F.softplus(fake_logits).mean()
 
     def d_stats(self, loss: torch.Tensor, real_logits: torch.Tensor,
                 fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -44,13 +44,17 @@ class Penalty(Trick):
     name: str
 
     def setup(self, task: nn.Module) -> None:
-        if not hasattr(task, "penalties"):
-            raise ConfigError(f"tricks: {type(task).__name__} takes no discriminator penalties, "
-                              f"so {type(self).__name__} cannot be used with this model")
+        self.register(task)
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in task.D.modules()):
             log.warning("%s: the discriminator uses batch norm, which mixes the samples of a batch, so "
                         "its input gradients are not per sample (Gulrajani et al. 2017, §4); consider "
                         "model.discriminator.norm=layer", type(self).__name__)
+
+    def register(self, task: nn.Module) -> None:
+        """Join ``task.penalties``; a ConfigError for tasks that take no loss terms."""
+        if not hasattr(task, "penalties"):
+            raise ConfigError(f"tricks: {type(task).__name__} takes no loss terms from tricks, "
+                              f"so {type(self).__name__} cannot be used with this model")
         task.penalties.append(self)
 
     def d_terms(self, task: nn.Module, real: torch.Tensor, fake: torch.Tensor,
