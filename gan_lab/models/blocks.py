@@ -110,6 +110,35 @@ def uniform_init(net: nn.Module, bound: float) -> None:
             nn.init.zeros_(module.bias)
 
 
+class SelfAttention(nn.Module):
+    """Self-attention over the positions of a feature map (Zhang et al. 2019, "Self-Attention GANs", §3).
+
+    With 1x1 convolutions f, g, h (``channels // 8`` outputs each, §3: C/8) and v (back to ``channels``),
+    at every position j: ``o_j = v(sum_i beta_ji h(x_i))``, ``beta_ji = softmax_i(f(x_i) . g(x_j))``, and
+    ``y = gamma * o + x``. g(x_j) is the query, f(x_i) the key, h(x_i) the value. ``gamma`` starts at 0,
+    so the block starts as the identity: the network first relies on local cues and gradually learns
+    to weigh non-local evidence (§3). Like the paper's W matrices, the
+    convolutions have no bias."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        if channels < 8:
+            raise ValueError(f"self-attention needs at least 8 channels (queries and keys have channels / 8), "
+                             f"got {channels}")
+        inner = channels // 8
+        self.f, self.g, self.h = (nn.Conv2d(channels, inner, 1, bias=False) for _ in range(3))
+        self.v = nn.Conv2d(inner, channels, 1, bias=False)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, height, width = x.shape
+        query, key, value = (conv(x).flatten(2).transpose(1, 2) for conv in (self.g, self.f, self.h))  # (B, N, C/8)
+        # scale=1: the paper's logits are plain dot products, without the 1/sqrt(d) of Vaswani et al.
+        o = F.scaled_dot_product_attention(query, key, value, scale=1.0)
+        o = self.v(o.transpose(1, 2).reshape(b, -1, height, width))
+        return x + self.gamma * o
+
+
 class MinibatchStddev(nn.Module):
     """Minibatch standard deviation (Karras et al. 2018, "Progressive Growing of GANs", §3).
 

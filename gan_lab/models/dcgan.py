@@ -19,6 +19,9 @@ The same networks serve the Wasserstein family as generator and critic: WGAN
 (Arjovsky et al. 2017, §4) trains them as they are; a gradient-penalised critic
 takes ``norm="layer"`` or ``"none"``, because the penalty is per input and batch norm
 mixes the samples of a batch (Gulrajani et al. 2017, §4).
+
+SAGAN (Zhang et al. 2019, "Self-Attention GANs", §3) adds a self-attention block
+(``blocks.SelfAttention``) after the block of one resolution in G and D: ``attention_at``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError
-from gan_lab.models.blocks import NORMS, conv_block, dcgan_init
+from gan_lab.models.blocks import NORMS, SelfAttention, conv_block, dcgan_init
 
 
 def _widths(image_size: int, width: int) -> list[int]:
@@ -38,19 +41,39 @@ def _widths(image_size: int, width: int) -> list[int]:
     return [width * 2**i for i in range(blocks)]
 
 
-class Generator(nn.Module):
-    """z (B, z_dim) -> images (B, channels, image_size, image_size) in [-1, 1]."""
+def _hidden(blocks: list[list[nn.Module]], sizes: list[int], channels: list[int], attention_at: int | None,
+            key: str) -> list[nn.Module]:
+    """The layers of the hidden blocks (block i outputs ``channels[i]`` maps of ``sizes[i]`` px), with a
+    self-attention block after the one of ``attention_at`` px (SAGAN), if given."""
+    if attention_at is not None and attention_at not in sizes:
+        raise ConfigError(f"{key}={attention_at}: self-attention follows a hidden block, whose feature maps "
+                          f"have {', '.join(map(str, sorted(sizes)))} px; choose one of those or null")
+    layers = []
+    for block, size, ch in zip(blocks, sizes, channels):
+        layers += [*block, *([SelfAttention(ch)] if size == attention_at else [])]
+    return layers
 
-    def __init__(self, z_dim: int = 100, image_size: int = 64, channels: int = 3, width: int = 64):
+
+class Generator(nn.Module):
+    """z (B, z_dim) -> images (B, channels, image_size, image_size) in [-1, 1].
+
+    ``attention_at``: the resolution (4 to image_size / 2) of the hidden block followed by self-attention."""
+
+    def __init__(self, z_dim: int = 100, image_size: int = 64, channels: int = 3, width: int = 64,
+                 attention_at: int | None = None):
         super().__init__()
         self.z_dim = z_dim
         ch = _widths(image_size, width)[::-1]
-        self.net = nn.Sequential(
+        stem = [
             nn.Linear(z_dim, ch[0] * 16, bias=False),  # project z to 4x4 ...
             nn.Unflatten(1, (ch[0], 4, 4)),
             nn.BatchNorm2d(ch[0]),
             nn.ReLU(inplace=True),
-            *(conv_block(a, b, transpose=True, act="relu") for a, b in zip(ch, ch[1:])),
+        ]
+        blocks = [stem, *([conv_block(a, b, transpose=True, act="relu")] for a, b in zip(ch, ch[1:]))]
+        sizes = [4 * 2**i for i in range(len(ch))]
+        self.net = nn.Sequential(
+            *_hidden(blocks, sizes, ch, attention_at, "model.generator.attention_at"),
             conv_block(ch[-1], channels, transpose=True, norm=None, act="tanh"),
         )
         self.apply(dcgan_init)
@@ -63,17 +86,20 @@ class Discriminator(nn.Module):
     """Images (B, channels, image_size, image_size) -> one logit per image (B,).
 
     ``norm`` ("batch", "layer" or "none") normalizes the hidden blocks. ``outputs`` > 1 gives
-    (B, outputs) logits instead, for discriminators that also classify."""
+    (B, outputs) logits instead, for discriminators that also classify. ``attention_at``: the
+    resolution (image_size / 2 to 4) of the hidden block followed by self-attention."""
 
     def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64, norm: str = "batch",
-                 outputs: int = 1):
+                 outputs: int = 1, attention_at: int | None = None):
         super().__init__()
         if norm not in NORMS:
             raise ConfigError(f"model.discriminator.norm={norm}: choose one of {', '.join(NORMS)}")
         ch = _widths(image_size, width)
+        blocks = [[conv_block(channels, ch[0], norm=None, act="lrelu")],
+                  *([conv_block(a, b, norm=norm, act="lrelu")] for a, b in zip(ch, ch[1:]))]
+        sizes = [image_size // 2**(i + 1) for i in range(len(ch))]
         self.body = nn.Sequential(
-            conv_block(channels, ch[0], norm=None, act="lrelu"),
-            *(conv_block(a, b, norm=norm, act="lrelu") for a, b in zip(ch, ch[1:])),
+            *_hidden(blocks, sizes, ch, attention_at, "model.discriminator.attention_at"),
             nn.Flatten(),
         )
         self.head = nn.Linear(ch[-1] * 16, outputs)  # 4x4 features -> one logit (or one per class)
