@@ -100,7 +100,9 @@ def train_step(state: TrainState, data: TensorDataset, sampler: BatchSampler, hw
     Returns the step's statistics as tensors (no device sync beyond the finiteness checks)."""
     task = state.task
     step = state.step + 1
-    task.begin_step(step)
+    if task.begin_step(step):  # a new stage of a growing model: fresh optimizer moments
+        for opt in state.optimizers.values():
+            opt.state.clear()
 
     # -- discriminator phase --
     task.D.requires_grad_(True)

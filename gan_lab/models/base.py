@@ -64,10 +64,12 @@ class GANTask(nn.Module):
         the first step and before a checkpoint is loaded: a task that keeps examples of its own
         (the labelled subset of semi-supervised training) picks them here, as buffers."""
 
-    def begin_step(self, step: int) -> None:
+    def begin_step(self, step: int) -> bool:
         """Hook before generator step ``step`` (1-based) and its D steps: a task whose networks
         change with training progress (Progressive GAN's resolution and fade-in) sets them here,
-        as a pure function of ``step``, so a resumed run continues the same schedule."""
+        as a pure function of ``step``, so a resumed run continues the same schedule. Returns True
+        when the optimizers should start afresh (their moments cleared) at this step."""
+        return False
 
     def after_d_step(self) -> None:
         """Hook after each D optimizer step (WGAN weight clipping, ...)."""

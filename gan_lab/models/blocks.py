@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_lab.errors import ConfigError
+
 _ACTIVATIONS = {
     "relu": lambda: nn.ReLU(inplace=True),
     "lrelu": lambda: nn.LeakyReLU(0.2, inplace=True),  # slope 0.2: Radford et al. 2015 §3, Isola et al. 2017 §6.1
@@ -137,6 +139,16 @@ class SelfAttention(nn.Module):
         o = F.scaled_dot_product_attention(query, key, value, scale=1.0)
         o = self.v(o.transpose(1, 2).reshape(b, -1, height, width))
         return x + self.gamma * o
+
+
+def check_stddev_group(group_size: int, batch_size: int | None, key: str) -> int:
+    """``group_size`` if it is positive and divides ``batch_size`` (when given and larger), else a
+    ConfigError naming ``key``: MinibatchStddev would fail at the first step."""
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise ConfigError(f"{key} must be a positive integer, got {group_size!r}")
+    if batch_size is not None and batch_size > group_size and batch_size % group_size:
+        raise ConfigError(f"{key}={group_size} must divide train.batch_size={batch_size}")
+    return group_size
 
 
 class MinibatchStddev(nn.Module):

@@ -17,8 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_lab.errors import ConfigError
-from gan_lab.models.blocks import MinibatchStddev
+from gan_lab.models.blocks import MinibatchStddev, check_stddev_group
 from gan_lab.tricks.base import Trick, extend_head, feature_discriminator, positive
 
 
@@ -51,10 +50,7 @@ class MinibatchStddevTrick(Trick):
     """``group_size`` must divide the batch size (checked at start: the config passes it)."""
 
     def __init__(self, group_size: int = 4, batch_size: int | None = None):
-        self.group_size = int(positive(group_size, "tricks.minibatch_stddev.group_size"))
-        if batch_size is not None and batch_size > self.group_size and batch_size % self.group_size:
-            raise ConfigError(f"tricks.minibatch_stddev.group_size={self.group_size} must divide "
-                              f"train.batch_size={batch_size}")
+        self.group_size = check_stddev_group(group_size, batch_size, "tricks.minibatch_stddev.group_size")
 
     def modify(self, task: nn.Module) -> None:
         extend_head(feature_discriminator(task, "minibatch_stddev"), MinibatchStddev(self.group_size), 1)
