@@ -1,4 +1,5 @@
-"""``gan-lab sample``: sample grids, latent interpolations and folder translation from a checkpoint."""
+"""``gan-lab sample``: sample grids, latent interpolations, latent-code traversals and folder
+translation from a checkpoint."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def interpolations(run: Restored, rows: int, steps: int) -> torch.Tensor:
     G, task = run.generator, run.task
     if not hasattr(G, "z_dim"):
         raise ConfigError("interpolate=true needs a model with a latent z (not an image-to-image model)")
+    if hasattr(task, "traversal"):  # a latent of one-hot and uniform codes is no Gaussian to slerp through
+        raise ConfigError("interpolate=true draws Gaussian latents, but this model's latent holds codes: "
+                          "use traverse=<code> instead")
     device = task.device
     z = slerp(torch.randn(rows, G.z_dim, device=device), torch.randn(rows, G.z_dim, device=device),
               torch.linspace(0, 1, steps, device=device)).flatten(0, 1)
@@ -53,6 +57,20 @@ def interpolations(run: Restored, rows: int, steps: int) -> torch.Tensor:
     if hasattr(G, "num_classes"):  # cGAN: one class per row
         inputs["label"] = (torch.arange(rows, device=device) % G.num_classes).repeat_interleave(steps)
     return G(z, *task.condition(inputs))
+
+
+@torch.no_grad()
+def traversal(run: Restored, code: str, n: int, steps: int, span: list[float]) -> tuple[torch.Tensor, int]:
+    """Rows that vary one latent code and hold the others at one draw per row (InfoGAN, Chen et al.
+    2016, Fig. 2): a categorical code through its values, a continuous one over ``steps`` values."""
+    if not hasattr(run.task, "traversal"):
+        raise ConfigError(f"traverse={code} needs a model with latent codes (model=infogan); this checkpoint "
+                          f"is {type(run.task).__name__}")
+    try:
+        inputs, nrow = run.task.traversal(code, n, steps, tuple(span))
+    except ValueError as err:
+        raise ConfigError(f"traverse={code}: {err}") from None
+    return run.task.render(inputs, run.generator)[0], nrow
 
 
 @torch.no_grad()
@@ -88,11 +106,17 @@ def main(cfg: DictConfig) -> None:
             count = translate(run, Path(cfg.input_dir).expanduser(), Path(cfg.output_dir).expanduser())
             log.info("translated %d images into %s", count, cfg.output_dir)
             return
-        kind = "interp" if cfg.interpolate else "sample"
+        if cfg.interpolate and cfg.traverse:
+            raise ConfigError("interpolate=true and traverse= each write their own grid: choose one")
+        kind = "interp" if cfg.interpolate else f"traverse-{cfg.traverse}" if cfg.traverse else "sample"
         out = Path(cfg.out or run.path.parent.parent / "samples" / f"{kind}-{run.step:07d}-seed{cfg.seed}.png")
         out.parent.mkdir(parents=True, exist_ok=True)
         if cfg.interpolate:
             images, nrow = interpolations(run, max(1, cfg.n // cfg.steps), cfg.steps), cfg.steps
+        elif cfg.traverse:
+            if not (OmegaConf.is_list(cfg.span) and len(cfg.span) == 2):
+                raise ConfigError(f"span={cfg.span} must be [low, high], the range of a continuous code")
+            images, nrow = traversal(run, str(cfg.traverse), cfg.n, cfg.steps, list(cfg.span))
         else:
             images, nrow = grid(run, cfg.n)
         if images.dim() != 4:

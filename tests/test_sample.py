@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from PIL import Image
 from torchvision.utils import save_image
 
 from gan_lab.engine.restore import restore
-from gan_lab.sample import slerp
+from gan_lab.errors import ConfigError
+from gan_lab.sample import interpolations, slerp, traversal
 from gan_lab.train import run
 from tests.conftest import TINY, compose_train
 from tests.test_cli import gan_lab
@@ -62,3 +64,27 @@ def test_sample_errors_are_clear(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"junk")
     out = gan_lab("sample", f"ckpt={tmp_path / 'bad.pt'}", cwd=tmp_path)
     assert out.returncode == 1 and "corrupt" in out.stdout + out.stderr
+
+
+def test_sample_traverses_an_infogan_code(tmp_path):
+    run(compose_train([*TINY, "model=infogan", "model.generator.width=8", "model.discriminator.width=8",
+                       "dataset.count=64"]), tmp_path / "run")
+    out = gan_lab("sample", f"ckpt={tmp_path / 'run'}", "traverse=c2", "n=16", "steps=4", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    # 4 rows of 4 values of c2 over span [-2, 2], 32 px images with 2 px padding
+    assert Image.open(tmp_path / "run" / "samples" / "traverse-c2-0000004-seed0.png").size == (4 * 34 + 2, 4 * 34 + 2)
+    restored = restore(tmp_path / "run", torch.device("cpu"))
+    images, nrow = traversal(restored, "c1", 20, 8, [-2.0, 2.0])
+    assert images.shape == (20, 3, 32, 32) and nrow == 10  # the 10 values of c1, 2 rows
+    with pytest.raises(ConfigError, match=r"traverse=c4: no latent code 'c4'; this model's codes are "
+                                          r"c1 \(categorical, 10 values\), c2 \(continuous\), c3 \(continuous\)"):
+        traversal(restored, "c4", 20, 8, [-2.0, 2.0])
+    with pytest.raises(ConfigError, match="latent holds codes"):  # no Gaussian latent to slerp through
+        interpolations(restored, 2, 4)
+
+
+def test_traverse_needs_a_model_with_codes(tmp_path):
+    run(compose_train([*TINY, "train.steps=2", "dataset.count=32"]), tmp_path)
+    with pytest.raises(ConfigError, match=r"traverse=c1 needs a model with latent codes \(model=infogan\); "
+                                          "this checkpoint is NoiseToImage"):
+        traversal(restore(tmp_path, torch.device("cpu")), "c1", 16, 8, [-2.0, 2.0])
