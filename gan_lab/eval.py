@@ -9,6 +9,10 @@ has one). Prints a table and writes ``<run>/eval/<timestamp>.json``.
 network, comparable with published numbers) or ``classifier`` (gan-lab's own small classifier of the
 run's dataset, see ``gan_lab.metrics.classifier``: offline, comparable only between runs on that
 dataset, and it adds the classifier's accuracy on generated samples).
+
+A run whose discriminator classifies (``D.classify``, the semi-supervised GAN) also gets
+``classifier_accuracy``: D's accuracy on labelled real data it did not train on (:func:`classifier_accuracy`).
+``eval.metrics=[]`` reports only that.
 """
 
 from __future__ import annotations
@@ -199,6 +203,29 @@ def paired_metrics(run: Restored, data: TensorDataset, metrics: list[str], ev: D
     return values, {"inception_weights_sha256": weights}
 
 
+@torch.no_grad()
+def classifier_accuracy(run: Restored, data: TensorDataset, split: str, batch_size: int) -> tuple[float, str]:
+    """Accuracy of the run's classifying discriminator (``D.classify``) on labelled images it did not train
+    on, and which images: ``data`` where it is the dataset's ``split``, else for a seeded synthetic dataset
+    a fresh draw with the next seed, else (plain folders) ``data`` itself, the training images."""
+    node = OmegaConf.to_container(run.config.dataset, resolve=True)
+    if "split" in node:
+        where = f"{split} split"
+    elif "seed" in node:
+        node["seed"] += 1
+        data, where = instantiate(node), f"unseen images (dataset.seed={node['seed']})"
+    else:
+        where = "the training images (the dataset has no test split)"
+    if "label" not in data.tensors:
+        raise ConfigError("classifier_accuracy: the run's dataset has no labels to compare the predictions with")
+    correct = 0
+    for start in range(0, len(data), batch_size):
+        batch = data.batch(torch.arange(start, min(start + batch_size, len(data))))
+        predicted = run.task.D.classify(batch["real"].to(run.task.device)).argmax(1)
+        correct += int((predicted.cpu() == batch["label"].cpu()).sum())
+    return correct / len(data), f"{where}, {len(data)} images"
+
+
 # The fewest samples each metric can be computed from: IS averages 10 splits, precision/recall
 # (k = 3) needs more than k neighbours per set, FID and KID two samples.
 MIN_SAMPLES = {"is": 10, "pr": 4, "fid": 2, "kid": 2}
@@ -226,6 +253,7 @@ def evaluate(cfg: DictConfig) -> dict:
     data = real_data(run, ev.split)
     real_key = {"dataset": OmegaConf.to_container(run.config.dataset, resolve=True), "split": ev.split}
     metrics = list(ev.metrics)
+    classifies = data.kind == "image" and callable(getattr(run.task.D, "classify", None))
     if data.kind != "image" and ev.features == "classifier":
         raise ConfigError(f"eval.features=classifier needs a labelled image dataset; this run's dataset "
                           f"({run.config.dataset._target_}) has {data.kind} data")
@@ -237,8 +265,15 @@ def evaluate(cfg: DictConfig) -> dict:
         extra = {"inception_weights_sha256": None}
     elif data.kind == "paired":
         values, extra = paired_metrics(run, data, metrics, ev, device, real_key)
-    else:
+    elif metrics:
         values, extra = sample_metrics(run, data, metrics, ev, device, real_key)
+    elif classifies:
+        values, extra = {}, {"inception_weights_sha256": None}
+    else:
+        raise ConfigError("eval.metrics is empty and this run's discriminator does not classify: nothing to report")
+    if classifies:
+        values["classifier_accuracy"], extra["classifier_accuracy_on"] = classifier_accuracy(run, data, ev.split,
+                                                                                            ev.batch_size)
     report = {
         "metrics": values, "num_samples": ev.num_samples, "checkpoint": str(run.path), "step": run.step,
         "dataset": run.config.dataset._target_, "split": ev.split if "split" in run.config.dataset else None,
@@ -305,6 +340,8 @@ def write_report(report: dict, run: Restored) -> None:
     path = out_dir / f"{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
     path.write_text(json.dumps(report, indent=2))
     rows = {k: (f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in report["metrics"].items()}
+    if "classifier_accuracy_on" in report:
+        rows["classifier_accuracy"] += f" on {report['classifier_accuracy_on']}"
     if "classifier" in report:
         clf = report["classifier"]
         rows.update({"features": "classifier", "note": report["note"],

@@ -6,10 +6,12 @@ import json
 
 import pytest
 import torch
+from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
 from gan_lab.engine.restore import restore
-from gan_lab.eval import generate, to_uint8
+from gan_lab.errors import ConfigError
+from gan_lab.eval import evaluate, generate, to_uint8
 from gan_lab.metrics.fid import fid_from_features
 from gan_lab.metrics.inception import InceptionFeatures, make_seeded_weights
 from gan_lab.train import run
@@ -87,3 +89,26 @@ def test_eval_errors_are_clear(tmp_path):
     out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.metrics=[fid,bogus]")
     assert out.returncode == 1 and "bogus" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_eval_reports_the_accuracy_of_a_classifying_discriminator(tmp_path):
+    run(compose_train([*TINY, "model=ssgan", "dataset.count=64", "model.labelled=8", "model.generator.width=8",
+                       "model.discriminator.width=8"]), tmp_path / "run")
+    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.metrics=[]")  # the accuracy alone
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())
+    assert set(report["metrics"]) == {"classifier_accuracy"}
+    assert report["classifier_accuracy_on"] == "unseen images (dataset.seed=1), 64 images"
+    assert "classifier_accuracy" in out.stdout and "unseen images" in out.stdout
+    # the same number from D's predictions on those images, by hand
+    restored = restore(tmp_path / "run", torch.device("cpu"))
+    unseen = instantiate({**restored.config.dataset, "seed": 1})
+    predicted = restored.task.D.classify(unseen.batch(torch.arange(64))["real"]).argmax(1)
+    expected = (predicted == unseen.tensors["label"]).double().mean().item()
+    assert report["metrics"]["classifier_accuracy"] == pytest.approx(expected)
+
+    run(compose_train([*TINY, "dataset.count=64"]), tmp_path / "dcgan")  # D does not classify: nothing to report
+    with initialize_config_module("gan_lab.configs", version_base="1.3"):
+        cfg = compose("eval", overrides=[f"ckpt={tmp_path / 'dcgan'}", "eval.metrics=[]"])
+    with pytest.raises(ConfigError, match="nothing to report"):
+        evaluate(cfg)

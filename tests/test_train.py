@@ -8,9 +8,9 @@ import torch
 from gan_lab.engine import checkpoint
 from gan_lab.errors import ConfigError, NonFiniteLossError
 from gan_lab.train import run
-from tests.conftest import TINY, compose_train
+from tests.conftest import REPO, TINY, compose_train
 
-MODELS = ["gan", "dcgan", "cgan", "pix2pix"]
+MODELS = sorted(p.stem for p in (REPO / "configs" / "model").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("model", MODELS)
