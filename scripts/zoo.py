@@ -93,8 +93,10 @@ SUITES = {
             "number of generator steps for every row. *classifier-FID*: FID computed on the features of "
             "gan-lab's MNIST classifier (`gan-lab train-classifier dataset=mnist`, about 98.6% test "
             "accuracy) between 2000 samples and the test split. It ranks models on this machine without the "
-            "Inception weights; it is not comparable to published (Inception) FID. *test accuracy*: the "
-            "semi-supervised GAN's D as a classifier on the test split."),
+            "Inception weights; it is not comparable to published (Inception) FID. *classifier_accuracy*: the "
+            "semi-supervised GAN's D as a classifier on the test split (its `model.labelled` default: 40 labels). "
+            "Progressive GAN is left out: its schedule reaches 32 px only after 1500 steps, and its 32 px "
+            "steps take about 1 s on this CPU."),
         common=["dataset=mnist", "train.batch_size=64"],
         rows={
             "dcgan": ["model=dcgan"],
@@ -102,17 +104,16 @@ SUITES = {
             "dcgan + hinge": ["model=dcgan", "loss=hinge"],
             "wgan": ["model=wgan"],
             "wgan_gp": ["model=wgan_gp"],
-            "wgan_div": ["model=wgan_div"],
             "sagan": ["model=sagan"],
             "infogan": ["model=infogan"],
-            "progan": ["model=progan"],
             "ssgan": ["model=ssgan"],
             "dcgan + feature_matching": ["model=dcgan", "tricks=[feature_matching]"],
             "dcgan + minibatch_discrimination": ["model=dcgan", "tricks=[minibatch_discrimination]"],
+            "dcgan + label_smoothing": ["model=dcgan", "tricks=[label_smoothing]"],
         },
         eval=["eval.features=classifier", "eval.metrics=[fid]", "eval.num_samples=2000"],
-        metrics=["classifier-FID", "test accuracy"],
-        steps=1000,
+        metrics=["classifier-FID", "classifier_accuracy"],
+        steps=600,
         env={"GAN_LAB_DATA": os.environ.get("GAN_LAB_DATA", str(REPO.parent / "shared" / "data"))},
     ),
 }
