@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_lab.data.base import BatchSampler
-from gan_lab.engine import checkpoint
 from gan_lab.engine.loop import train_step
 from gan_lab.errors import ConfigError
 from gan_lab.losses.adversarial import NonSaturating
 from gan_lab.models.infogan import Discriminator, Generator, InfoGANTask, LatentCodes, information_bound
-from gan_lab.train import run, setup
+from gan_lab.train import setup
+from tests.test_resume import stop_and_resume
 from tests.conftest import TINY, compose_train
 
 TINY_NETS = ["model.generator.width=8", "model.discriminator.width=8"]
@@ -201,27 +201,7 @@ def test_bad_settings_name_the_key(make, key):
 # ---------------------------------------------------------------- runs
 
 
-def _scalars(run_dir) -> dict:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir / "tb"))
-    acc.Reload()
-    tags = ("loss/G", "loss/D", "loss/info_categorical", "loss/info_continuous", "loss/G_info_categorical")
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in tags}
-
-
 def test_stop_and_resume_equals_uninterrupted(tmp_path):
-    base = [*TINY, "model=infogan", *TINY_NETS, "train.log_every=1", "train.sample_every=3", "train.ckpt_every=3",
-            "dataset.count=64"]
-    full, part = tmp_path / "full", tmp_path / "part"
-    run(compose_train([*base, "train.steps=6"]), full)
-    run(compose_train([*base, "train.steps=3"]), part)
-    run(compose_train([*base, f"resume={part}", "train.steps=6"]), part, overrides=[f"resume={part}", "train.steps=6"])
-
-    scalars = _scalars(full)
-    assert all(len(v) == 6 for v in scalars.values()) and _scalars(part) == scalars
-    a, b = checkpoint.load(full / "checkpoints" / "last.pt"), checkpoint.load(part / "checkpoints" / "last.pt")
-    assert a["step"] == b["step"] == 6
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
-    assert sorted(p.name for p in (full / "samples").glob("*.png")) == ["step_0000003.png", "step_0000006.png"]
+    a, _ = stop_and_resume(tmp_path, [*TINY, "model=infogan", *TINY_NETS, "dataset.count=64"])
+    assert {"loss/info_categorical", "loss/info_continuous", "loss/G_info_categorical"} <= set(a["last_losses"])
+    assert sorted(p.name for p in (tmp_path / "full" / "samples").glob("*.png")) == ["step_0000003.png", "step_0000006.png"]

@@ -13,30 +13,38 @@ from tests.conftest import TINY, compose_train
 STEPS = ["train.log_every=1", "train.sample_every=3", "train.ckpt_every=3"]
 
 
-def _losses(run_dir):
+def _losses(run_dir) -> dict:
+    """Every scalar a run logged, by tag (timings left out): losses, D outputs, penalties, model extras."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(run_dir / "tb"))
     acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in ("loss/G", "loss/D", "D(x)")}
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)]
+            for tag in acc.Tags()["scalars"] if not tag.startswith("perf/")}
+
+
+def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6) -> tuple[dict, dict]:
+    """Trains ``steps`` in one go and ``stop`` + resume to ``steps``; asserts that both logged the same
+    scalars at every step and ended with the same weights. Returns (uninterrupted, resumed) checkpoints."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    run(compose_train([*base, *STEPS, f"train.steps={steps}"]), full)
+    run(compose_train([*base, *STEPS, f"train.steps={stop}"]), part)  # stops ...
+    resume = [f"resume={part}", f"train.steps={steps}"]
+    run(compose_train([*base, *STEPS, *resume]), part, overrides=resume)  # ... and continues
+
+    logged = _losses(full)
+    assert {"loss/G", "loss/D"} <= set(logged) and all(len(v) == steps for v in logged.values())
+    assert _losses(part) == logged
+    a, b = checkpoint.load(full / "checkpoints" / "last.pt"), checkpoint.load(part / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == steps
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    return a, b
 
 
 @pytest.mark.parametrize("model", ["dcgan", "pix2pix", "wgan_gp"])
 def test_stop_and_resume_equals_uninterrupted(tmp_path, model):
-    base = [*TINY, f"model={model}", *STEPS, "dataset.count=64"]
-    full = tmp_path / "full"
-    run(compose_train([*base, "train.steps=6"]), full)
-
-    part = tmp_path / "part"
-    run(compose_train([*base, "train.steps=3"]), part)  # stops at 3 ...
-    cfg = compose_train([*base, f"resume={part}", "train.steps=6"])
-    run(cfg, part, overrides=[f"resume={part}", "train.steps=6"])  # ... and continues to 6
-
-    assert _losses(part) == _losses(full)
-    a, b = checkpoint.load(full / "checkpoints" / "last.pt"), checkpoint.load(part / "checkpoints" / "last.pt")
-    assert a["step"] == b["step"] == 6
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
+    stop_and_resume(tmp_path, [*TINY, f"model={model}", "dataset.count=64"])
 
 
 def test_resume_refuses_to_change_the_model(tmp_path):

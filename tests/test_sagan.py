@@ -9,17 +9,16 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from gan_lab.engine import checkpoint
 from gan_lab.engine.restore import restore
 from gan_lab.errors import ConfigError
 from gan_lab.losses.adversarial import Hinge
 from gan_lab.models import dcgan
 from gan_lab.models.blocks import SelfAttention
 from gan_lab.models.noise import NoiseToImage
-from gan_lab.train import run, setup
+from gan_lab.train import setup
 from gan_lab.tricks.spectral_norm import SpectralNorm
 from tests.conftest import TINY, compose_train
-from tests.test_resume import STEPS, _losses
+from tests.test_resume import stop_and_resume
 
 # width 8: 8 channels at the attention blocks (1 query/key channel), the smallest the block takes
 SAGAN = [*TINY, "model=sagan", "dataset.count=64", "model.generator.width=8", "model.discriminator.width=8"]
@@ -141,23 +140,13 @@ def test_spectral_norm_refuses_a_network_without_convolutions_or_linear_layers()
 
 
 def test_sagan_with_ema_resumes_exactly_and_restores(tmp_path):
-    base = [*SAGAN, *STEPS, "tricks=[ema]"]
-    full = tmp_path / "full"
-    run(compose_train([*base, "train.steps=6"]), full)
-    part = tmp_path / "part"
-    run(compose_train([*base, "train.steps=3"]), part)
-    run(compose_train([*base, f"resume={part}", "train.steps=6"]), part, overrides=[f"resume={part}", "train.steps=6"])
-
-    assert _losses(part) == _losses(full)
-    a, b = checkpoint.load(full / "checkpoints" / "last.pt"), checkpoint.load(part / "checkpoints" / "last.pt")
+    a, b = stop_and_resume(tmp_path, [*SAGAN, "tricks=[ema]"])
     assert any(k.endswith("parametrizations.weight.0._u") for k in a["model"])  # the power iteration's state
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
     for key, value in a["tricks"]["ema"].items():  # the EMA copy of G is normalised too, with its own u, v
         assert torch.equal(value, b["tricks"]["ema"][key]), key
     assert a["tricks"]["ema"].keys() == {k[2:] for k in a["model"] if k.startswith("G.")}
 
-    restored = restore(full, torch.device("cpu"))  # gan-lab eval / sample: normalised again before loading
+    restored = restore(tmp_path / "full", torch.device("cpu"))  # gan-lab eval / sample: normalised again before loading
     assert all(parametrize.is_parametrized(m, "weight") for m in _layers(restored.generator))
     for key, value in restored.generator.state_dict().items():
         assert torch.equal(value, a["tricks"]["ema"][key]), key

@@ -23,7 +23,7 @@ from gan_lab.tricks.instance_noise import InstanceNoise
 from gan_lab.tricks.label_smoothing import LabelSmoothing
 from gan_lab.tricks.virtual_batchnorm import ReferenceBatchGenerator, VirtualBatchNorm, VirtualBatchNormTrick
 from tests.conftest import TINY, compose_train
-from tests.test_resume import STEPS, _losses
+from tests.test_resume import stop_and_resume
 
 SMALL = ["dataset.count=64", "model.generator.width=4", "model.discriminator.width=4"]
 
@@ -249,18 +249,8 @@ def test_label_smoothing_and_instance_noise_train_dcgan(tmp_path):
 
 def test_stop_and_resume_equals_uninterrupted(tmp_path):
     """Instance noise's step, historical averages and VBN's reference continue exactly after a resume."""
-    base = [*TINY, *SMALL, *STEPS, "tricks=[instance_noise,historical_averaging,virtual_batchnorm,ema]",
-            "tricks.instance_noise.anneal_steps=5", "tricks.virtual_batchnorm.reference_size=4"]
-    full = tmp_path / "full"
-    run(compose_train([*base, "train.steps=6"]), full)
-    part = tmp_path / "part"
-    run(compose_train([*base, "train.steps=3"]), part)
-    run(compose_train([*base, f"resume={part}", "train.steps=6"]), part, overrides=[f"resume={part}", "train.steps=6"])
-
-    assert _losses(part) == _losses(full)
-    a, b = checkpoint.load(full / "checkpoints" / "last.pt"), checkpoint.load(part / "checkpoints" / "last.pt")
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
+    a, b = stop_and_resume(tmp_path, [*TINY, *SMALL, "tricks=[instance_noise,historical_averaging,virtual_batchnorm,ema]",
+                                      "tricks.instance_noise.anneal_steps=5", "tricks.virtual_batchnorm.reference_size=4"])
     assert a["tricks"]["instance_noise"] == b["tricks"]["instance_noise"] == {"step": 6}
     for net in ("G", "D"):
         ha_a, ha_b = a["tricks"]["historical_averaging"][net], b["tricks"]["historical_averaging"][net]
