@@ -19,13 +19,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from gan_lab.engine import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,7 +59,8 @@ SUITES = {
             "row. *Modes covered*: modes that are the nearest mode of at least one high-quality sample; "
             "*high-quality fraction*: samples within 3 standard deviations of a mode centre (VEEGAN, §5.1), "
             "from 2500 samples of `gan-lab eval`. One seed per row: differences of a mode or two are within "
-            "seed-to-seed variation."),
+            "seed-to-seed variation. *train s*: training seconds on a shared 2-core CPU (other jobs ran beside "
+            "some rows)."),
         common=["model=gan", "dataset=toy2d", "train.batch_size=256", "model.generator.hidden=[128,128]",
                 "model.discriminator.units=[128,128]", "model.discriminator.input_dropout=0",
                 "model.discriminator.dropout=0"],
@@ -130,10 +132,9 @@ def run_row(suite: Suite, overrides: list[str], run_dir: Path, steps: int) -> di
     """Train (unless ``run_dir`` already holds the finished run), evaluate; returns the eval report."""
     train = [*suite.common, *overrides, f"train.steps={steps}", "seed=0", "train.progress=plain",
              f"train.sample_every={steps}", f"train.ckpt_every={steps}", f"hydra.run.dir={run_dir}"]
-    t0 = time.perf_counter()
     if not (run_dir / "checkpoints" / "last.pt").exists():
         gan_lab(["train", *train], suite.env)
-    seconds = time.perf_counter() - t0
+    seconds = checkpoint.load(run_dir / "checkpoints" / "last.pt")["elapsed"]  # training time, all sessions
     gan_lab(["eval", f"ckpt={run_dir}", *suite.eval], suite.env)
     report = json.loads(max((run_dir / "eval").glob("*.json")).read_text())
     return {"command": shlex.join(["gan-lab", "train", *suite.common, *overrides, f"train.steps={steps}"]),
