@@ -77,6 +77,13 @@ def positive(value: float, key: str) -> float:
     return value
 
 
+def positive_int(value: int, key: str) -> int:
+    """``value`` if it is a positive integer, else a ValueError naming the config key."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key} must be a positive integer, got {value!r}")
+    return value
+
+
 def feature_discriminator(task: nn.Module, trick: str) -> nn.Module:
     """``task.D`` if it exposes ``features(x, *cond) -> (B, F)`` and a linear ``head`` on them
     (the DCGAN and MLP discriminators do), else a ConfigError naming the trick."""

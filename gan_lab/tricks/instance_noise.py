@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError
-from gan_lab.tricks.base import Trick, positive
+from gan_lab.tricks.base import Trick, positive, positive_int
 
 
 class InstanceNoise(Trick):
@@ -21,9 +21,7 @@ class InstanceNoise(Trick):
 
     def __init__(self, std: float = 0.1, anneal_steps: int = 2000):
         self.std = positive(std, "tricks.instance_noise.std")
-        if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, int) or anneal_steps <= 0:
-            raise ValueError(f"tricks.instance_noise.anneal_steps must be a positive integer, got {anneal_steps!r}")
-        self.anneal_steps = anneal_steps
+        self.anneal_steps = positive_int(anneal_steps, "tricks.instance_noise.anneal_steps")
         self.step = 0  # generator steps done
 
     def std_at(self, step: int) -> float:

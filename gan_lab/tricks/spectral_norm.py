@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from gan_lab.errors import ConfigError
-from gan_lab.tricks.base import Trick
+from gan_lab.tricks.base import Trick, positive_int
 
 NETWORKS = ("G", "D")
 LAYERS = (nn.modules.conv._ConvNd, nn.Linear)  # every (transposed) convolution and linear layer
@@ -31,10 +31,7 @@ class SpectralNorm(Trick):
         if not networks or any(n not in NETWORKS for n in networks) or len(set(networks)) < len(networks):
             raise ValueError(f"tricks.spectral_norm.networks must list G and/or D, got {networks}")
         self.networks = networks
-        if isinstance(n_power_iterations, bool) or not isinstance(n_power_iterations, int) or n_power_iterations < 1:
-            raise ValueError(f"tricks.spectral_norm.n_power_iterations must be a positive integer, "
-                             f"got {n_power_iterations}")
-        self.n_power_iterations = n_power_iterations
+        self.n_power_iterations = positive_int(n_power_iterations, "tricks.spectral_norm.n_power_iterations")
 
     def modify(self, task: nn.Module) -> None:
         for name in self.networks:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError
-from gan_lab.tricks.base import Trick
+from gan_lab.tricks.base import Trick, positive_int
 
 
 class VirtualBatchNorm(nn.Module):
@@ -97,9 +97,7 @@ class VirtualBatchNormTrick(Trick):
     :class:`ReferenceBatchGenerator` holding ``reference_size`` generator inputs drawn once."""
 
     def __init__(self, reference_size: int = 64):
-        if isinstance(reference_size, bool) or not isinstance(reference_size, int) or reference_size <= 0:
-            raise ValueError(f"tricks.virtual_batchnorm.reference_size must be a positive integer, got {reference_size!r}")
-        self.reference_size = reference_size
+        self.reference_size = positive_int(reference_size, "tricks.virtual_batchnorm.reference_size")
 
     def modify(self, task: nn.Module) -> None:
         if not (callable(getattr(task, "sample_inputs", None)) and callable(getattr(task, "condition", None))):
