@@ -66,19 +66,50 @@ def test_schedule_drives_the_optimizer_learning_rate():
     assert lrs == pytest.approx([2e-4 * f for f in (0.75, 0.5, 0.25, 0.0)])
 
 
-def test_ema_is_the_exponential_average():
-    live = nn.Linear(3, 3)
+def _ema_task() -> nn.Module:
     task = nn.Module()
-    task.G = live
-    ema = EMA(decay=0.9)
+    task.G = nn.Linear(3, 3)
+    return task
+
+
+def test_ema_is_the_exponential_average():
+    task = _ema_task()
+    ema = EMA(decay=0.9, rampup=None)
     ema.setup(task)
-    start = live.weight.detach().clone()
+    start = task.G.weight.detach().clone()
     with torch.no_grad():
-        live.weight.add_(1.0)
+        task.G.weight.add_(1.0)
     ema.after_g_step(task)
-    assert torch.allclose(ema.module.weight, 0.9 * start + 0.1 * live.weight)
+    assert torch.allclose(ema.module.weight, 0.9 * start + 0.1 * task.G.weight)
     with pytest.raises(ValueError, match="decay"):
         EMA(decay=1.5)
+    with pytest.raises(ValueError, match="rampup"):
+        EMA(rampup=0.0)
+
+
+def test_ema_rampup_forgets_the_initial_weights():
+    # a constant live G after t updates: the initial weights keep prod(beta_1..t) of the average
+    task = _ema_task()
+    ramped, fixed = EMA(decay=0.999, rampup=0.05), EMA(decay=0.999, rampup=None)
+    for ema in (ramped, fixed):
+        ema.setup(task)
+    start = task.G.weight.detach().clone()
+    with torch.no_grad():
+        task.G.weight.add_(1.0)
+    for _ in range(1500):
+        ramped.after_g_step(task)
+        fixed.after_g_step(task)
+    left = {name: (ema.module.weight - task.G.weight).abs().max().item() for name, ema in
+            (("ramped", ramped), ("fixed", fixed))}
+    assert left["fixed"] == pytest.approx(0.999 ** 1500, rel=1e-3)  # 22% of the start is left
+    assert left["ramped"] < 1e-6
+    assert ramped.beta(1) < 1e-5 and ramped.beta(100) == pytest.approx(0.5 ** 0.2)
+    assert ramped.beta(10 ** 6) == 0.999  # capped by decay
+    state = ramped.state_dict()
+    again = EMA(decay=0.999, rampup=0.05)
+    again.setup(_ema_task())
+    again.load_state_dict(state)
+    assert again.updates == 1500 and torch.equal(again.module.weight, ramped.module.weight)
 
 
 def test_bf16_autocast_on_cpu():

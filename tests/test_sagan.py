@@ -142,14 +142,15 @@ def test_spectral_norm_refuses_a_network_without_convolutions_or_linear_layers()
 def test_sagan_with_ema_resumes_exactly_and_restores(tmp_path):
     a, b = stop_and_resume(tmp_path, [*SAGAN, "tricks=[ema]"])
     assert any(k.endswith("parametrizations.weight.0._u") for k in a["model"])  # the power iteration's state
-    for key, value in a["tricks"]["ema"].items():  # the EMA copy of G is normalised too, with its own u, v
-        assert torch.equal(value, b["tricks"]["ema"][key]), key
-    assert a["tricks"]["ema"].keys() == {k[2:] for k in a["model"] if k.startswith("G.")}
+    ema = a["tricks"]["ema"]["generator"]
+    for key, value in ema.items():  # the EMA copy of G is normalised too, with its own u, v
+        assert torch.equal(value, b["tricks"]["ema"]["generator"][key]), key
+    assert ema.keys() == {k[2:] for k in a["model"] if k.startswith("G.")}
 
     restored = restore(tmp_path / "full", torch.device("cpu"))  # gan-lab eval / sample: normalised again before loading
     assert all(parametrize.is_parametrized(m, "weight") for m in _layers(restored.generator))
     for key, value in restored.generator.state_dict().items():
-        assert torch.equal(value, a["tricks"]["ema"][key]), key
+        assert torch.equal(value, ema[key]), key
 
 
 # ---------------------------------------------------------------- TTUR on any model

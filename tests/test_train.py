@@ -48,7 +48,7 @@ def test_tensorboard_has_scalars_and_images(tmp_path):
 def test_ema_generator_is_checkpointed(tmp_path):
     run(compose_train([*TINY, "dataset.count=64", "tricks=[ema]"]), tmp_path)
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
-    ema, live = state["tricks"]["ema"], {k[2:]: v for k, v in state["model"].items() if k.startswith("G.")}
+    ema, live = state["tricks"]["ema"]["generator"], {k[2:]: v for k, v in state["model"].items() if k.startswith("G.")}
     assert ema.keys() == live.keys()
     weights = [k for k in ema if k.endswith("weight")]
     assert any(not torch.equal(ema[k], live[k]) for k in weights), "EMA weights must lag the live ones"

@@ -49,6 +49,6 @@ def restore(path: str | Path, device: torch.device, use_ema: bool = True) -> Res
     ema = state.get("tricks", {}).get("ema")
     if use_ema and ema is not None:
         generator = copy.deepcopy(task.G)
-        generator.load_state_dict(ema)
+        generator.load_state_dict(ema["generator"])
     fixed = {k: v.to(device) for k, v in state.get("fixed", {}).items()}
     return Restored(task, generator.eval(), cfg, file, int(state["step"]), fixed)
