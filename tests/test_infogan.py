@@ -15,6 +15,8 @@ from gan_lab.engine.loop import train_step
 from gan_lab.errors import ConfigError
 from gan_lab.losses.adversarial import NonSaturating
 from gan_lab.models.infogan import Discriminator, Generator, InfoGANTask, LatentCodes, information_bound
+from gan_lab.models.noise import CriticPass
+from gan_lab.tricks.feature_matching import FeatureMatching
 from gan_lab.train import setup
 from tests.test_resume import stop_and_resume
 from tests.conftest import TINY, compose_train
@@ -70,7 +72,7 @@ def test_information_term_trains_q_on_detached_samples_and_g_through_q():
     batch = {"real": torch.rand(8, 1, 12, 12) * 2 - 1}
     out = task.d_loss(batch)
     inputs, fake = task._last
-    bounds = information_bound(task.G.codes, task.D.posterior(fake.detach()), inputs["z"])
+    bounds = information_bound(task.G.codes, task.D.posterior(task.D.features(fake.detach())), inputs["z"])
     torch.testing.assert_close(out.stats["loss/info_categorical"], -bounds["categorical"].detach())
     torch.testing.assert_close(out.stats["loss/info_continuous"], -0.5 * bounds["continuous"].detach())
     out.loss.backward()
@@ -83,8 +85,29 @@ def test_information_term_trains_q_on_detached_samples_and_g_through_q():
     info = {k: v for k, v in out.stats.items() if k.startswith("loss/G_info_")}
     assert info.keys() == {"loss/G_info_categorical", "loss/G_info_continuous"}
     torch.testing.assert_close(out.loss.detach(), out.stats["loss/G"] + sum(info.values()))
-    task.penalties[0].g_terms(task, fake, inputs)["loss/G_info_categorical"].backward()  # the term alone ...
+    seen = CriticPass(fake=fake, inputs=inputs, fake_features=task.D.features(fake))
+    task.penalties[0].g_terms(task, seen)["loss/G_info_categorical"].backward()  # the term alone ...
     assert all(p.grad.abs().sum() > 0 for n, p in task.G.named_parameters() if n.endswith("weight"))  # ... reaches G
+
+
+@pytest.mark.parametrize("matching", [False, True])
+def test_q_reads_the_features_of_the_adversarial_passes(matching):
+    torch.manual_seed(0)
+    task = tiny_task()
+    if matching:  # G's adversarial loss replaced: G's step runs D's body for Q alone
+        FeatureMatching().setup(task)
+    bodies = []
+    task.D.body.register_forward_hook(lambda module, args, out: bodies.append(out.detach()))
+    batch = {"real": torch.rand(8, 1, 12, 12) * 2 - 1}
+    task.d_loss(batch)
+    assert len(bodies) == 2  # the real and the generated batch; Q's term adds no pass
+    bodies.clear()
+    task.D.requires_grad_(False)
+    inputs, _ = task._last
+    out = task.g_loss(batch)
+    assert len(bodies) == (3 if matching else 1)  # feature matching runs its own real and fake passes
+    bounds = information_bound(task.G.codes, task.D.posterior(bodies[0]), inputs["z"])
+    torch.testing.assert_close(out.stats["loss/G_info_categorical"], -bounds["categorical"])
 
 
 def test_q_recovers_the_categorical_code_after_a_short_run():
@@ -96,7 +119,7 @@ def test_q_recovers_the_categorical_code_after_a_short_run():
     def accuracy() -> float:
         task.eval()
         z = task.sample_inputs(500)["z"]
-        logits, _, _ = task.D.posterior(task.G(z))
+        logits, _, _ = task.D.posterior(task.D.features(task.G(z)))
         task.train()
         return (logits[0].argmax(1) == task.G.codes.split(z)[1][0]).float().mean().item()
 
@@ -180,9 +203,10 @@ def test_paper_networks_and_defaults():
     assert {m.negative_slope for m in D.modules() if isinstance(m, nn.LeakyReLU)} == {0.1}
     x = torch.rand(3, 1, 28, 28)
     assert D.features(x).shape == (3, 1024) and D(x).shape == (3,)
-    logits, mean, log_std = D.posterior(x)
+    logits, mean, log_std = D.posterior(D.features(x))
     assert [lg.shape for lg in logits] == [(3, 10)] and mean.shape == (3, 2) and log_std is None
-    assert Discriminator([10], 2, learn_std=True, image_size=28, width=8).posterior(x)[2].shape == (3, 2)
+    D_std = Discriminator([10], 2, learn_std=True, image_size=28, width=8)
+    assert D_std.posterior(D_std.features(x))[2].shape == (3, 2)
 
 
 @pytest.mark.parametrize("make, key", [

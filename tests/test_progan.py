@@ -19,6 +19,7 @@ from gan_lab.engine.loop import train_step
 from gan_lab.engine.restore import restore
 from gan_lab.errors import ConfigError
 from gan_lab.models import blocks
+from gan_lab.models.noise import CriticPass
 from gan_lab.models.progan import (Discriminator, EqualizedConv2d, EqualizedLinear, Generator, PixelNorm,
                                    fade_reals, phase_at)
 from gan_lab.train import setup
@@ -148,12 +149,20 @@ def test_networks_follow_the_paper():
 
 
 def test_drift_is_eps_times_the_mean_squared_real_score():
-    D = lambda x: x.flatten(1).sum(1)  # noqa: E731 - scores 2 and -4
-    real = torch.stack([torch.full((3, 2, 2), 1 / 6), torch.full((3, 2, 2), -1 / 3)])
-    torch.testing.assert_close(Drift().penalty(D, real, torch.zeros_like(real), ()), torch.tensor(0.001 * (4 + 16) / 2))
-    torch.testing.assert_close(Drift(eps_drift=0.5).penalty(D, real, real.neg(), ()), torch.tensor(0.5 * 10))
+    seen = CriticPass(real_logits=torch.tensor([2.0, -4.0]))  # D's scores of the real batch
+    torch.testing.assert_close(Drift().penalty(None, seen), torch.tensor(0.001 * (4 + 16) / 2))
+    torch.testing.assert_close(Drift(eps_drift=0.5).penalty(None, seen), torch.tensor(0.5 * 10))
     with pytest.raises(ValueError, match=r"tricks\.drift\.eps_drift"):
         Drift(eps_drift=0.0)
+
+
+def test_drift_reuses_the_critics_scores_of_the_real_batch():
+    state, data, _ = setup(compose_train([*TINY, *NARROW, "model=progan"]))
+    scores = []
+    state.task.D.register_forward_hook(lambda module, args, out: scores.append(out.detach()))
+    out = state.task.d_loss(data.batch(torch.arange(8)))
+    assert len(scores) == 3  # the real batch, the generated one, the gradient penalty's interpolates
+    torch.testing.assert_close(out.stats["penalty/drift"], 0.001 * scores[0].square().mean())
 
 
 def test_paper_defaults():

@@ -16,7 +16,7 @@ from gan_lab.engine.restore import restore
 from gan_lab.errors import ConfigError
 from gan_lab.losses.adversarial import Hinge, NonSaturating, Wasserstein
 from gan_lab.models import dcgan
-from gan_lab.models.noise import NoiseToImage
+from gan_lab.models.noise import CriticPass, NoiseToImage
 from gan_lab.train import run, setup
 from gan_lab.tricks.historical_averaging import HistoricalAveraging
 from gan_lab.tricks.instance_noise import InstanceNoise
@@ -137,7 +137,7 @@ def test_historical_averaging_is_zero_at_the_first_step_and_the_distance_to_the_
     t.penalties.append(ha)
     # D's loss carries the term's gradient 2 w (theta - mean); G was not updated, so its term is still 0
     t.D.zero_grad()
-    ha.d_terms(t, None, None, ())["penalty/historical_averaging_D"].backward()
+    ha.d_terms(t, CriticPass())["penalty/historical_averaging_D"].backward()
     first = next(t.D.parameters())
     torch.testing.assert_close(first.grad, 4.0 * (first - mean[0]).detach())
     assert t.g_loss(real_batch()).stats["penalty/historical_averaging_G"] == 0
@@ -147,7 +147,7 @@ def test_historical_averaging_state_survives_a_checkpoint(tmp_path):
     t = task()
     ha = HistoricalAveraging()
     ha.setup(t)
-    ha.d_terms(t, None, None, ())
+    ha.d_terms(t, CriticPass())
     for _ in range(2):
         with torch.no_grad():
             for p in t.D.parameters():
@@ -166,8 +166,8 @@ def test_historical_averaging_state_survives_a_checkpoint(tmp_path):
             for p in t.D.parameters():
                 p.sub_(0.01)
     assert ha.means["D"].count == resumed.means["D"].count == 4
-    assert torch.equal(ha.d_terms(t, None, None, ())["penalty/historical_averaging_D"],
-                       resumed.d_terms(t, None, None, ())["penalty/historical_averaging_D"])
+    assert torch.equal(ha.d_terms(t, CriticPass())["penalty/historical_averaging_D"],
+                       resumed.d_terms(t, CriticPass())["penalty/historical_averaging_D"])
 
 
 # ---------------------------------------------------------------- one-sided label smoothing

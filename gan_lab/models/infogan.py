@@ -10,7 +10,9 @@ is a variational lower bound of the mutual information between the codes and the
 Q(c | x) shares every layer of D but its last (§5): a softmax over the values of each
 categorical code and a factored Gaussian over the continuous codes (Appendix C). -lambda L_I
 is added to D's loss, so Q (part of D's parameters, as in the reference code openai/InfoGAN)
-learns on the detached samples of the D step, and to G's loss, through the frozen Q.
+learns on the detached samples of the D step, and to G's loss, through the frozen Q. Q reads the
+features of D's own passes over the generated samples (the adversarial loss's), so it costs only its
+own two layers.
 
 Appendix C.1 (MNIST), with ``width`` = 64 the paper's:
 D: 4x4 conv 64 lReLU s2, 4x4 conv 128 s2 BN lReLU, FC 1024 BN lReLU, FC -> the logit;
@@ -34,7 +36,7 @@ from torch import nn
 
 from gan_lab.errors import ConfigError
 from gan_lab.models.blocks import conv_block, dcgan_init, one_hot
-from gan_lab.models.noise import NoiseToImage
+from gan_lab.models.noise import CriticPass, NoiseToImage
 from gan_lab.tricks.base import Penalty
 
 LEAK = 0.1  # Appendix C: "leaky rectified linear units (lRELU) with leaky rate 0.1"
@@ -128,7 +130,8 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Images -> one logit per image (B,); :meth:`posterior` gives Q's parameters for the codes.
+    """Images -> one logit per image (B,); :meth:`posterior` gives Q's parameters for the codes from
+    D's :meth:`features`.
 
     ``categorical`` and ``continuous`` must match G's codes (the config interpolates them)."""
 
@@ -154,22 +157,26 @@ class Discriminator(nn.Module):
         """The FC 1024 layer (B, 16 * width) that D's head and Q share."""
         return self.body(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)).view(-1)
+    def from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """D's logits (B,) from its :meth:`features`."""
+        return self.head(features).view(-1)
 
-    def posterior(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
-        """Q(c | x): logits per categorical code, means of the continuous codes, and their log
-        standard deviations (None when fixed at 1)."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.from_features(self.features(x))
+
+    def posterior(self, features: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """Q(c | x) from D's :meth:`features` of x: logits per categorical code, means of the continuous
+        codes, and their log standard deviations (None when fixed at 1)."""
         sizes = [*self.categorical, self.continuous, self.continuous if self.learn_std else 0]
-        *logits, mean, log_std = self.q(self.features(x)).split(sizes, 1)
+        *logits, mean, log_std = self.q(features).split(sizes, 1)
         return logits, mean, log_std if self.learn_std else None
 
 
 def information_bound(codes: LatentCodes, posterior: tuple, latent: torch.Tensor) -> dict[str, torch.Tensor]:
     """L_I (eq. 5) of the categorical and of the continuous codes, batch means in nats.
 
-    ``posterior`` is :meth:`Discriminator.posterior` of G(``latent``). H(c) is log k for a k-way
-    code and log 2 for U(-1, 1), so L_I reaches log k for a categorical code that Q recovers."""
+    ``posterior`` is :meth:`Discriminator.posterior` of D's features of G(``latent``). H(c) is log k
+    for a k-way code and log 2 for U(-1, 1), so L_I reaches log k for a categorical code that Q recovers."""
     logits, mean, log_std = posterior
     _, cats, cont = codes.split(latent)
     bounds = {}
@@ -185,20 +192,22 @@ def information_bound(codes: LatentCodes, posterior: tuple, latent: torch.Tensor
 
 
 class InformationTerm(Penalty):
-    """-lambda L_I added to D's loss (logged as ``loss/info_<kind>``) and to G's (``loss/G_info_<kind>``)."""
+    """-lambda L_I added to D's loss (logged as ``loss/info_<kind>``) and to G's (``loss/G_info_<kind>``),
+    from Q on D's features of the generated samples in each step's pass."""
+
+    uses_features = True
 
     def __init__(self, lambda_categorical: float, lambda_continuous: float):
         self.lambdas = {"categorical": lambda_categorical, "continuous": lambda_continuous}
 
-    def d_terms(self, task: InfoGANTask, real: torch.Tensor, fake: torch.Tensor, cond: tuple) -> dict:
-        inputs, _ = task._last  # the generator inputs of ``fake``, kept by the D step for the G step
-        return self._terms(task, fake, inputs["z"], "loss/info")
+    def d_terms(self, task: InfoGANTask, seen: CriticPass) -> dict:
+        return self._terms(task, seen, "loss/info")
 
-    def g_terms(self, task: InfoGANTask, fake: torch.Tensor, inputs: dict) -> dict:
-        return self._terms(task, fake, inputs["z"], "loss/G_info")
+    def g_terms(self, task: InfoGANTask, seen: CriticPass) -> dict:
+        return self._terms(task, seen, "loss/G_info")
 
-    def _terms(self, task: InfoGANTask, x: torch.Tensor, latent: torch.Tensor, prefix: str) -> dict:
-        bounds = information_bound(task.G.codes, task.D.posterior(task.d_view(x)), latent)
+    def _terms(self, task: InfoGANTask, seen: CriticPass, prefix: str) -> dict:
+        bounds = information_bound(task.G.codes, task.D.posterior(seen.fake_features), seen.inputs["z"])
         return {f"{prefix}_{kind}": -self.lambdas[kind] * bound for kind, bound in bounds.items()}
 
 

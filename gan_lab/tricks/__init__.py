@@ -18,10 +18,12 @@ overrides the hooks it needs; the others do nothing:
 
 The noise-to-image tasks (``gan_lab.models.noise.NoiseToImage``) take three plug-ins:
 ``task.penalties`` (:class:`base.Penalty`: terms added to D's loss through
-``d_terms(task, real, fake, cond)`` - ``fake`` detached - and to G's through
-``g_terms(task, fake, inputs)``, each logged), ``task.d_input`` (functions applied to
-every sample D sees) and ``task.g_objective`` (replaces the generator's adversarial
-loss). A trick whose plug-in a task lacks is a ConfigError at setup, never a no-op.
+``d_terms(task, seen)`` and to G's through ``g_terms(task, seen)``, each logged; ``seen``
+is the step's ``CriticPass``: the real and generated samples, G's inputs and D's outputs
+on them - and D's features, for a penalty with ``uses_features`` - so a term on those
+costs no extra pass of D), ``task.d_input`` (functions applied to every sample D sees)
+and ``task.g_objective`` (replaces the generator's adversarial loss). A trick whose
+plug-in a task lacks is a ConfigError at setup, never a no-op.
 
 Tricks that need D's features use :func:`base.feature_discriminator`: D exposes
 ``features(x, *cond) -> (B, F)`` and a linear ``head`` on them.

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError
+from gan_lab.models.noise import CriticPass
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,15 @@ class Trick:
 class Penalty(Trick):
     """Terms added to the discriminator's and/or the generator's loss, each logged under its name.
 
-    Subclasses set ``name`` and implement :meth:`penalty` (one D term, ``penalty/<name>``), or
-    override :meth:`d_terms` and :meth:`g_terms`."""
+    The task hands each term what D computed in that step (``gan_lab.models.noise.CriticPass``), so a
+    term on D's outputs or features reuses them; only a term on other inputs (interpolates, inputs that
+    need a gradient) runs D itself. Subclasses set ``name`` and implement :meth:`penalty` (one D term,
+    ``penalty/<name>``), or override :meth:`d_terms` and :meth:`g_terms`. ``uses_features = True``
+    asks the task for D's features in the pass; D must then expose ``features(x, *cond)`` and
+    ``from_features(features)`` with ``D(x, *cond) == D.from_features(D.features(x, *cond))``."""
 
     name: str
+    uses_features = False
 
     def setup(self, task: nn.Module) -> None:
         self.register(task)
@@ -57,16 +63,15 @@ class Penalty(Trick):
                               f"so {type(self).__name__} cannot be used with this model")
         task.penalties.append(self)
 
-    def d_terms(self, task: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                cond: tuple) -> dict[str, torch.Tensor]:
-        """Named terms of D's loss; ``fake`` is detached, ``cond`` the real batch's conditioning."""
-        return {f"penalty/{self.name}": self.penalty(task.D, real, fake, cond)}
+    def d_terms(self, task: nn.Module, seen: CriticPass) -> dict[str, torch.Tensor]:
+        """Named terms of D's loss; ``seen.fake`` is detached."""
+        return {f"penalty/{self.name}": self.penalty(task.D, seen)}
 
-    def g_terms(self, task: nn.Module, fake: torch.Tensor, inputs: dict) -> dict[str, torch.Tensor]:
-        """Named terms of G's loss; ``fake`` = G(``inputs``) carries G's graph."""
+    def g_terms(self, task: nn.Module, seen: CriticPass) -> dict[str, torch.Tensor]:
+        """Named terms of G's loss; ``seen.fake`` carries G's graph, ``seen.real`` is None."""
         return {}
 
-    def penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond: tuple) -> torch.Tensor:
+    def penalty(self, D: nn.Module, seen: CriticPass) -> torch.Tensor:
         raise NotImplementedError
 
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from gan_lab.losses.penalties import gradient_penalty
+from gan_lab.models.noise import CriticPass
 from gan_lab.tricks.base import Penalty, positive
 
 
@@ -20,5 +21,5 @@ class GradientPenalty(Penalty):
         self.lambda_ = positive(lambda_, "tricks.gradient_penalty.lambda_")
         self.center = center
 
-    def penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond: tuple) -> torch.Tensor:
-        return gradient_penalty(D, real, fake, cond, lambda_=self.lambda_, center=self.center)
+    def penalty(self, D: nn.Module, seen: CriticPass) -> torch.Tensor:
+        return gradient_penalty(D, seen.real, seen.fake, seen.cond, lambda_=self.lambda_, center=self.center)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gan_lab.models.noise import CriticPass
 from gan_lab.tricks.base import Penalty, positive
 
 
@@ -66,11 +67,10 @@ class HistoricalAveraging(Penalty):
     def _term(self, task: nn.Module, net: str) -> dict[str, torch.Tensor]:
         return {f"penalty/{self.name}_{net}": self.weight * self.means[net].distance(getattr(task, net))}
 
-    def d_terms(self, task: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                cond: tuple) -> dict[str, torch.Tensor]:
-        return self._term(task, "D")
+    def d_terms(self, task: nn.Module, seen: CriticPass) -> dict[str, torch.Tensor]:
+        return self._term(task, "D")  # on the parameters: nothing from D's pass
 
-    def g_terms(self, task: nn.Module, fake: torch.Tensor, inputs: dict) -> dict[str, torch.Tensor]:
+    def g_terms(self, task: nn.Module, seen: CriticPass) -> dict[str, torch.Tensor]:
         return self._term(task, "G")
 
     def after_d_step(self, task: nn.Module) -> None:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from gan_lab.losses.penalties import r1_penalty
+from gan_lab.models.noise import CriticPass
 from gan_lab.tricks.base import Penalty, positive
 
 
@@ -18,5 +19,5 @@ class R1(Penalty):
     def __init__(self, gamma: float = 10.0):
         self.gamma = positive(gamma, "tricks.r1.gamma")
 
-    def penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond: tuple) -> torch.Tensor:
-        return r1_penalty(D, real, cond, gamma=self.gamma)  # real data only
+    def penalty(self, D: nn.Module, seen: CriticPass) -> torch.Tensor:
+        return r1_penalty(D, seen.real, seen.cond, gamma=self.gamma)  # real data only, with an input gradient

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from gan_lab.losses.penalties import wgan_div_penalty
+from gan_lab.models.noise import CriticPass
 from gan_lab.tricks.base import Penalty, positive
 
 
@@ -21,5 +22,5 @@ class WassersteinDivergence(Penalty):
             raise ValueError(f"tricks.wgan_div.p must be greater than 1, got {p}")
         self.p = p
 
-    def penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond: tuple) -> torch.Tensor:
-        return wgan_div_penalty(D, real, fake, cond, k=self.k, p=self.p)
+    def penalty(self, D: nn.Module, seen: CriticPass) -> torch.Tensor:
+        return wgan_div_penalty(D, seen.real, seen.fake, seen.cond, k=self.k, p=self.p)
