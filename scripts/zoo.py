@@ -97,6 +97,7 @@ SUITES = {
             "accuracy) between 2000 samples and the test split. It ranks models on this machine without the "
             "Inception weights; it is not comparable to published (Inception) FID. *classifier_accuracy*: the "
             "semi-supervised GAN's D as a classifier on the test split (its `model.labelled` default: 40 labels). "
+            "*train s*: training seconds on a shared 2-core CPU (other jobs ran beside some rows). "
             "Progressive GAN is left out: its schedule reaches 32 px only after 1500 steps, and its 32 px "
             "steps take about 1 s on this CPU."),
         common=["dataset=mnist", "train.batch_size=64"],
