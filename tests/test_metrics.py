@@ -102,7 +102,9 @@ def test_extract_accepts_batches_and_grey_or_rgb(mnist, extractor, inception_fea
     rgb_batches = mnist[0][:8].expand(-1, 3, -1, -1).split(3)
     pool, logits = extractor.extract(rgb_batches)
     torch.testing.assert_close(pool, inception_features[0][0][:8], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(logits, inception_features[0][1][:8], rtol=1e-4, atol=1e-4)
+    # batches of 3 and of 50 can take different convolution kernels: float32 rounding through
+    # Inception's layers moved logits by up to 1.6e-4 with one thread (OMP_NUM_THREADS=1)
+    torch.testing.assert_close(logits, inception_features[0][1][:8], rtol=1e-4, atol=1e-3)
     assert logits.shape == (8, 1008) and pool.shape == (8, 2048)
     with pytest.raises(ValueError, match="uint8"):
         extractor(mnist[0][:2].float())

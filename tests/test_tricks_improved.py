@@ -102,7 +102,7 @@ def test_vbn_reference_is_restored_with_the_ema_generator(tmp_path):
     assert torch.equal(restored.task.G.reference_0, state["model"]["G.reference_0"])
     G = restored.generator
     assert G is not restored.task.G and isinstance(G, ReferenceBatchGenerator)
-    assert torch.equal(G.reference_0, state["tricks"]["ema"]["reference_0"])
+    assert torch.equal(G.reference_0, state["tricks"]["ema"]["generator"]["reference_0"])
     z = torch.randn(3, G.z_dim)
     torch.testing.assert_close(G(z)[1:2], G(z[1:2]))
 
