@@ -94,10 +94,15 @@ class GANTask(nn.Module):
         self.D = discriminator
         self.loss = loss
         self.reuse_fake = reuse_fake
+        self.G_ema: nn.Module | None = None  # the averaged generator, when a trick keeps one (tricks=[ema])
 
     @property
     def device(self) -> torch.device:
         return next(self.G.parameters()).device
+
+    def sampling_generator(self, use_ema: bool = True) -> nn.Module:
+        """The generator every sampling site uses: the average when there is one."""
+        return self.G_ema if use_ema and self.G_ema is not None else self.G
 
     def players(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
