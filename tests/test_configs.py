@@ -74,7 +74,7 @@ def test_command_line_overrides_the_models_defaults():
 @pytest.mark.parametrize("override, key", [
     (["model=dcgan", "dataset=toy2d"], r"model\.generator\.image_size: .*dataset\.image_size"),
     (["train.n_critic=0"], "train.n_critic"),
-    (["train.clip_grad_G=-1"], "train.clip_grad_G"),
+    (["train.clip_grad.G=-1"], "train.clip_grad.G"),
     (["hardware.device=tpu"], "hardware.device"),
     (["optim.G.lr=0"], "optim.G.lr"),
 ])

@@ -8,7 +8,7 @@ import torch
 from gan_lab.engine import checkpoint
 from gan_lab.errors import CheckpointError, ConfigError
 from gan_lab.train import run
-from tests.conftest import TINY, compose_train
+from tests.conftest import TINY, compose_train, flat_model
 
 STEPS = ["train.log_every=1", "train.sample_every=3", "train.ckpt_every=3"]
 
@@ -37,8 +37,8 @@ def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6) ->
     assert _losses(part) == logged
     a, b = checkpoint.load(full / "checkpoints" / "last.pt"), checkpoint.load(part / "checkpoints" / "last.pt")
     assert a["step"] == b["step"] == steps
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
+    for key, value in flat_model(a).items():
+        assert torch.equal(value, flat_model(b)[key]), key
     return a, b
 
 

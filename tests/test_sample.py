@@ -30,7 +30,7 @@ def test_restore_prefers_the_ema_generator(tmp_path):
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert restored.step == 4 and restored.generator is not restored.task.G
     for key, value in restored.generator.state_dict().items():
-        assert torch.equal(value, state["tricks"]["ema"]["generator"][key])
+        assert torch.equal(value, state["models"]["G_ema"][key])
     assert restore(tmp_path, torch.device("cpu"), use_ema=False).generator is not None
 
 

@@ -100,6 +100,15 @@ def random_crop_flip(images: dict[str, torch.Tensor], image_size: int, flip: boo
     return {k: v[samples, :, rows, cols].permute(0, 3, 1, 2).contiguous() for k, v in images.items()}
 
 
+def center_crop(images: dict[str, torch.Tensor], image_size: int) -> dict[str, torch.Tensor]:
+    """The centre ``image_size`` crop of every tensor of ``images`` (each (n, C, L, L))."""
+    out = {}
+    for key, value in images.items():
+        start = (value.shape[-1] - image_size) // 2
+        out[key] = value[..., start:start + image_size, start:start + image_size].contiguous()
+    return out
+
+
 class ImageFolder(TensorDataset):
     """All images under ``path`` (recursive), as ``real`` uint8 (N, channels, image_size, image_size).
 
@@ -174,10 +183,11 @@ class PairedFolder(TensorDataset):
         source, target = (a, b) if direction == "AtoB" else (b, a)
         super().__init__({"input": source, "target": target})
 
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Base batch, then one random crop and flip per sample, shared by input and target.
-
-        The draws use the global CPU RNG (checkpointed by the engine), so the jitter
-        is resumable and the same on every device.
-        """
-        return random_crop_flip(super().batch(index), self.image_size, self.flip)
+    def batch(self, index: torch.Tensor, augment: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Base batch, then one random crop and flip per sample, shared by input and target, drawn from
+        ``augment`` (``batch_at``'s generator of batch k: the jitter is a function of the step and of
+        nothing else, the same on every device); without it the centre crop (evaluation, sample grids)."""
+        out = super().batch(index)
+        if augment is None:
+            return center_crop(out, self.image_size)
+        return random_crop_flip(out, self.image_size, self.flip, augment)
