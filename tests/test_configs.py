@@ -47,7 +47,7 @@ def test_every_option_composes_with_every_model(group):
 @pytest.mark.parametrize("dataset", options("dataset"))
 def test_every_dataset_composes_with_a_model_of_its_kind(dataset):
     kind = get_class(compose_train([f"dataset={dataset}"]).dataset._target_).kind
-    model = {"image": "dcgan", "points": "gan", "paired": "pix2pix"}[kind]
+    model = {"image": "dcgan", "points": "gan", "paired": "pix2pix", "unpaired": "cyclegan"}[kind]
     cfg = compose_train([f"model={model}", f"dataset={dataset}"])
     if "image_size" in cfg.dataset and model == "dcgan":
         cfg.dataset.image_size = 32  # DCGAN draws 32 or 64 px; image_folder defaults to 64

@@ -296,18 +296,15 @@ def test_pix2pix_visuals_keep_dropout_noise_and_show_triplets():
     fixed = task.fixed_inputs(batch, 4)
     assert fixed["input"].shape == (4, 1, 32, 32) and fixed["input"].untyped_storage().nbytes() == 4 * 32 * 32 * 4
 
-    def render():
-        with inference(task.G, task.device):
-            return task.visuals(fixed, task.G)["fixed"]
-
     torch.manual_seed(1)
-    a, b = render(), render()
+    with inference(task.G, task.device):
+        a, b = task.visuals(fixed, task.G)["fixed"], task.visuals(fixed, task.G)["fixed"]
     assert a.nrow == 6 and a.images.shape == (12, 3, 32, 32)  # two triplets per row
     assert not torch.equal(a.images, b.images)  # dropout is noise at test time (Isola et al. §3.3)
     assert torch.equal(a.images[0::3], fixed["input"].expand(-1, 3, -1, -1))
     assert torch.equal(a.images[2::3], fixed["target"])
-    torch.manual_seed(1)
-    torch.testing.assert_close(render().images, a.images)  # the noise comes from the global RNG
+    with inference(task.G, task.device):  # the noise comes from the global RNG, forked by inference()
+        torch.testing.assert_close(task.visuals(fixed, task.G)["fixed"].images, a.images)
 
 
 def test_cgan_grid_has_one_class_per_row():
@@ -321,7 +318,7 @@ def test_cgan_grid_has_one_class_per_row():
     assert torch.equal(fixed["label"].view(4, nrow), torch.arange(4).unsqueeze(1).expand(4, nrow))
     for row in range(4):  # row r of the grid shows G(z, r)
         expected = task.G.eval()(fixed["z"][row * nrow:(row + 1) * nrow], torch.full((nrow,), row))
-        torch.testing.assert_close(samples[row * nrow:(row + 1) * nrow], expected)
+        torch.testing.assert_close(grid.images[row * nrow:(row + 1) * nrow], expected)
 
 
 def test_cgan_needs_labels():
