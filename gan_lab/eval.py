@@ -360,7 +360,9 @@ class TrainingEvaluator:
     def __call__(self, state) -> tuple[str, float]:
         run = Restored(state.task, state.task.sampling_generator(), self.cfg, Path(), state.step, self.cfg.seed)
         score = {"paired": paired_metrics, "unpaired": unpaired_metrics}.get(self.data.kind, sample_metrics)
-        values, _ = score(run, self.data, ["fid"], self.cfg.eval, self.device, self.real_key)
+        # Feature networks draw from the RNG too (a classifier trained on first use): fork all of it.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            values, _ = score(run, self.data, ["fid"], self.cfg.eval, self.device, self.real_key)
         return self.name, next(v for k, v in values.items() if k.endswith("FID"))
 
 

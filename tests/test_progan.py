@@ -13,9 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan_lab.data.base import BatchSampler
 from gan_lab.engine import checkpoint
-from gan_lab.engine.loop import train_step
+from gan_lab.engine.loop import FiniteGuard, train_step
 from gan_lab.engine.restore import restore
 from gan_lab.errors import ConfigError
 from gan_lab.models import blocks
@@ -187,10 +186,9 @@ def test_each_new_stage_starts_with_fresh_adam_moments():
     # stage boundaries of stabilize 2 / fade 2: step 3 (fade in 8x8) and step 5 (train at 8x8)
     cfg = compose_train([*TINY, *NARROW, "model=progan", "model.stabilize_steps=2", "model.fade_steps=2"])
     state, data, hw = setup(cfg)
-    sampler = BatchSampler(len(data), 8, 0)
     counts = []
     for _ in range(5):
-        train_step(state, data, sampler, hw, cfg.train)
+        train_step(state, data, hw, cfg, FiniteGuard())
         counts.append(int(next(iter(state.optimizers["G"].state.values()))["step"]))
     assert counts == [1, 2, 1, 2, 1]
 

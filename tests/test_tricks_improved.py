@@ -209,10 +209,8 @@ def test_label_smoothing_refuses_loss_wasserstein_from_the_config():
 def test_instance_noise_std_anneals_linearly_to_zero():
     noise = InstanceNoise(std=0.1, anneal_steps=10)
     assert [noise.std_at(s) for s in (0, 5, 10, 20)] == pytest.approx([0.1, 0.05, 0.0, 0.0])
-    t = task()
-    for _ in range(4):
-        noise.after_g_step(t)
-    assert noise.step == 4 and noise.state_dict() == {"step": 4}
+    noise.begin_step(task(), 5)  # the level of step 5 is that after 4 steps: a function of the step, no state
+    assert noise.step == 4 and noise.state_dict() == {}
     with pytest.raises(ValueError, match="tricks.instance_noise.anneal_steps"):
         InstanceNoise(anneal_steps=0)
 
@@ -246,14 +244,14 @@ def test_label_smoothing_and_instance_noise_train_dcgan(tmp_path):
     loss_g = run(cfg, tmp_path)
     assert math.isfinite(loss_g)
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
-    assert state["tricks"]["instance_noise"] == {"step": 4} and state["tricks"]["label_smoothing"] == {}
+    assert state["tricks"]["instance_noise"] == {} and state["tricks"]["label_smoothing"] == {}
 
 
 def test_stop_and_resume_equals_uninterrupted(tmp_path):
     """Instance noise's step, historical averages and VBN's reference continue exactly after a resume."""
     a, b = stop_and_resume(tmp_path, [*TINY, *SMALL, "tricks=[instance_noise,historical_averaging,virtual_batchnorm,ema]",
                                       "tricks.instance_noise.anneal_steps=5", "tricks.virtual_batchnorm.reference_size=4"])
-    assert a["tricks"]["instance_noise"] == b["tricks"]["instance_noise"] == {"step": 6}
+    assert a["tricks"]["instance_noise"] == b["tricks"]["instance_noise"] == {}  # its level is a function of the step
     for net in ("G", "D"):
         ha_a, ha_b = a["tricks"]["historical_averaging"][net], b["tricks"]["historical_averaging"][net]
         assert ha_a["count"] == ha_b["count"] > 1

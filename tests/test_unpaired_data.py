@@ -203,9 +203,11 @@ def test_invalid_arguments_name_the_key(tmp_path, kwargs, key):
         UnpairedFolder(path=str(tmp_path), **kwargs)
 
 
-def test_shapes_invalid_split_names_the_key():
+def test_shapes_invalid_split_and_seed_name_the_key():
     with pytest.raises(ValueError, match=r"dataset\.split"):
         ShapesUnpaired(count=8, split="val")
+    with pytest.raises(ValueError, match=r"dataset\.seed must be below 2\*\*31"):
+        ShapesUnpaired(count=8, seed=2 ** 31)                       # its train set would be seed 0's test set
 
 
 # --- configs and real data ------------------------------------------------------------------------
