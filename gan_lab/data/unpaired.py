@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 
 from gan_lab.data.base import BatchSampler, absolute_root, check_channels, check_choice, check_int
-from gan_lab.data.folders import (EXTENSIONS, _MODES, PairedFolder, _decode_all, check_jitter, decode_square,
-                                  list_images, random_crop_flip)
+from gan_lab.data.folders import (EXTENSIONS, _MODES, PairedFolder, _decode_all, center_crop, check_jitter,
+                                  decode_square, list_images, random_crop_flip)
 from gan_lab.data.shapes import ShapesPaired
 from gan_lab.errors import DataNotFoundError
 
@@ -74,24 +74,24 @@ class UnpairedImages:
     def batch_at(self, k: int, batch_size: int, seed: int) -> dict[str, torch.Tensor]:
         """Batch ``k`` of a run: independent A and B draws, each sample cropped and flipped on its own."""
         augment = torch.Generator().manual_seed(seed * 1_000_003 + k)
-        out = {}
-        for key, index in self.indices(k, batch_size, seed).items():
-            images = {key: self.tensors[key].index_select(0, index.to(self.device))}
-            out[key] = _unit(random_crop_flip(images, self.image_size, self.flip, augment)[key])
-        return out
+        return {key: self._gather(key, index, augment) for key, index in self.indices(k, batch_size, seed).items()}
 
     def examples(self, n: int) -> dict[str, torch.Tensor]:
         """The first ``n`` images of each domain (fewer where a domain is smaller), centre-cropped."""
-        return {key: self._centre(images[:n]) for key, images in self.tensors.items()}
+        images = center_crop({key: images[:n] for key, images in self.tensors.items()}, self.image_size)
+        return {key: _unit(v) for key, v in images.items()}
 
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The same ``index`` in both domains (the true partners when ``paired``), centre-cropped."""
-        index = index.to(self.device)
-        return {key: self._centre(images.index_select(0, index)) for key, images in self.tensors.items()}
+    def batch(self, index: torch.Tensor, augment: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The same ``index`` in both domains (the true partners when ``paired``): centre-cropped, or with
+        ``augment`` a random crop and flip per sample and domain drawn from it."""
+        return {key: self._gather(key, index, augment) for key in DOMAINS}
 
-    def _centre(self, images: torch.Tensor) -> torch.Tensor:
-        top = (images.shape[-1] - self.image_size) // 2
-        return _unit(images[..., top:top + self.image_size, top:top + self.image_size])
+    def _gather(self, key: str, index: torch.Tensor, augment: torch.Generator | None) -> torch.Tensor:
+        # Crop the uint8 images first: the float copy is then only image_size^2 per sample.
+        images = {key: self.tensors[key].index_select(0, index.to(self.device))}
+        if augment is None:
+            return _unit(center_crop(images, self.image_size)[key])
+        return _unit(random_crop_flip(images, self.image_size, self.flip, augment)[key])
 
 
 class UnpairedFolder(UnpairedImages):
@@ -99,7 +99,7 @@ class UnpairedFolder(UnpairedImages):
 
     Every image (recursive, sorted) is centre-cropped to a square and decoded once at ``load_size``;
     training takes random ``image_size`` crops and flips, the CycleGAN reference's defaults being
-    load 286 / crop 256 (the defaults here, 64 / 72, are CPU-sized). Grayscale files are converted
+    load 286 / crop 256 (the defaults here, load 72 / crop 64, are CPU-sized). Grayscale files are converted
     to ``channels``.
     """
 
@@ -146,16 +146,19 @@ class ShapesUnpaired(UnpairedImages):
     """Synthetic domains: A = shape outlines, B = the same shapes filled (:class:`ShapesPaired`'s render).
 
     ``A[i]`` is the true partner of ``B[i]`` (``paired``); training draws them independently. Split
-    ``train`` is ``ShapesPaired(seed=seed)``; ``test`` renders unseen shapes from seed ``seed + 2**32``.
+    ``train`` is ``ShapesPaired(seed=seed)``; ``test`` renders unseen shapes from seed ``seed + 2**31``
+    (torch's CPU generator keeps 32 bits of a seed, so seeds below 2**31 never name a test set).
     """
 
     paired = True
-    TEST_SEED_OFFSET = 2 ** 32
+    TEST_SEED_OFFSET = 2 ** 31
 
     def __init__(self, image_size: int = 32, channels: int = 3, count: int = 2048, seed: int = 0,
                  scale: tuple[float, float] = (0.5, 0.85), max_tilt: float = 15.0, split: str = "train"):
         check_choice("split", split, ("train", "test"))
         self.seed, self.split = check_int("seed", seed, low=0), split
+        if seed >= self.TEST_SEED_OFFSET:
+            raise ValueError(f"dataset.seed must be below 2**31 (the test split uses seed + 2**31), got {seed}")
         shapes_seed = seed if split == "train" else seed + self.TEST_SEED_OFFSET
         pairs = ShapesPaired(image_size, channels, count, shapes_seed, scale, max_tilt)
         self.image_size, self.channels, self.load_size = pairs.image_size, pairs.channels, pairs.image_size
