@@ -38,7 +38,8 @@ class Generator(nn.Module):
     """U-Net: input images (B, in_channels, S, S) -> outputs (B, out_channels, S, S) in [-1, 1]."""
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, image_size: int = 256, width: int = 64,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, norm: str = "batch"):
+        # norm: "batch" (the paper's), "instance" / "instance_affine" (per-sample statistics, e.g. DualGAN)
         super().__init__()
         downs = image_size.bit_length() - 1
         if image_size < 16 or 2**downs != image_size:
@@ -47,7 +48,7 @@ class Generator(nn.Module):
         ch = _levels(width, downs)
         self.down = nn.ModuleList([
             conv_block(in_channels, ch[0], norm=False, act="lrelu"),
-            *(conv_block(a, b, act="lrelu") for a, b in zip(ch[:-2], ch[1:-1])),
+            *(conv_block(a, b, norm=norm, act="lrelu") for a, b in zip(ch[:-2], ch[1:-1])),
             # No BatchNorm on the 1x1 bottleneck: with batch size 1 (the paper's) it would zero it.
             conv_block(ch[-2], ch[-1], norm=False),
         ])
@@ -55,7 +56,7 @@ class Generator(nn.Module):
         for k, level in enumerate(range(downs - 1, 0, -1)):  # k-th decoder layer below the bottleneck
             in_ch = ch[level] if k == 0 else 2 * ch[level]  # 2x: the skip connection's channels
             drop = dropout if k < _DROPOUT_LAYERS else 0.0
-            ups.append(_up(in_ch, ch[level - 1], dropout=drop))
+            ups.append(_up(in_ch, ch[level - 1], norm=norm, dropout=drop))
         ups.append(_up(2 * ch[0], out_channels, norm=False, act="tanh"))
         self.up = nn.ModuleList(ups)
         self.apply(dcgan_init)
@@ -81,7 +82,9 @@ class Discriminator(nn.Module):
     input and output channels together (D judges their concatenation). ``image_size``,
     when given, is checked to leave at least one patch."""
 
-    def __init__(self, in_channels: int = 6, width: int = 64, n_layers: int = 3, image_size: int | None = None):
+    def __init__(self, in_channels: int = 6, width: int = 64, n_layers: int = 3, image_size: int | None = None,
+                 norm: str = "batch"):
+        # norm: "batch" (the paper's) or "instance" (CycleGAN's PatchGAN, Zhu et al. 2017 §7.2)
         super().__init__()
         if image_size is not None and _patch_grid(image_size, n_layers) < 1:
             raise ConfigError(f"dataset.image_size={image_size}: a PatchGAN with n_layers={n_layers} "
@@ -89,8 +92,8 @@ class Discriminator(nn.Module):
         ch = _levels(width, n_layers + 1)
         self.net = nn.Sequential(
             conv_block(in_channels, ch[0], norm=False, act="lrelu"),
-            *(conv_block(a, b, act="lrelu") for a, b in zip(ch[:-2], ch[1:-1])),
-            conv_block(ch[-2], ch[-1], stride=1, act="lrelu"),
+            *(conv_block(a, b, norm=norm, act="lrelu") for a, b in zip(ch[:-2], ch[1:-1])),
+            conv_block(ch[-2], ch[-1], stride=1, norm=norm, act="lrelu"),
             conv_block(ch[-1], 1, stride=1, norm=False),
         )
         self.apply(dcgan_init)
