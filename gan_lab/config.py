@@ -13,7 +13,7 @@ import enum
 from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
@@ -42,8 +42,8 @@ class TrainSchema:
     steps: int = 2000  # generator steps
     batch_size: int = 64
     n_critic: int = 1  # discriminator steps per generator step
-    clip_grad_G: Optional[float] = None  # max global grad norm, null = off
-    clip_grad_D: Optional[float] = None
+    # max global grad norm per player (train.clip_grad.D=1.0), null = off
+    clip_grad: Dict[str, Optional[float]] = field(default_factory=lambda: {"G": None, "D": None})
     log_every: int = 50
     sample_every: int = 500
     ckpt_every: int = 500
@@ -124,16 +124,18 @@ def validate(cfg: DictConfig) -> None:
         _positive(cfg, key)
     if cfg.train.keep_ckpts < 0:
         raise ConfigError(f"train.keep_ckpts must be >= 0, got {cfg.train.keep_ckpts}")
-    for key in ("train.clip_grad_G", "train.clip_grad_D", "eval.every"):
+    for key in [*(f"train.clip_grad.{name}" for name in cfg.train.clip_grad), "eval.every"]:
         _positive(cfg, key, allow_none=True)
-    for net in ("G", "D"):
-        if OmegaConf.select(cfg, f"optim.{net}._target_") is None:
-            raise ConfigError(f"optim.{net} must name an optimizer with _target_")
-        _positive(cfg, f"optim.{net}.lr")
+    if not cfg.optim:
+        raise ConfigError("optim must name an optimizer per player (optim.G, optim.D, ...)")
+    for name in cfg.optim:
+        if OmegaConf.select(cfg, f"optim.{name}._target_") is None:
+            raise ConfigError(f"optim.{name} must name an optimizer with _target_")
+        _positive(cfg, f"optim.{name}.lr")
     device = cfg.hardware.device
     if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
         raise ConfigError(f"hardware.device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    for group in ("model", "loss", "dataset"):
+    for group in ("model", "dataset"):  # loss is optional: a task may define its own objective
         if OmegaConf.select(cfg, f"{group}._target_") is None:
             raise ConfigError(f"{group} must be chosen (e.g. {group}=...) and name a class with _target_")
     if "image_size" in cfg.dataset:

@@ -35,6 +35,7 @@ from gan_lab import config as config_lib
 from gan_lab.data.base import TensorDataset
 from gan_lab.engine import checkpoint
 from gan_lab.engine.precision import resolve_device
+from gan_lab.engine.inference import inference
 from gan_lab.engine.restore import Restored, restore
 from gan_lab.errors import ConfigError, GanLabError
 from gan_lab.metrics.classifier import NOTE as CLASSIFIER_NOTE
@@ -62,16 +63,18 @@ def real_data(run: Restored, split: str) -> TensorDataset:
     return instantiate(node)
 
 
-@torch.no_grad()
 def generate_labelled(run: Restored, n: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``n`` samples from the prior and the classes they were drawn for (conditional models: uniformly;
-    None for unconditional ones)."""
-    task, out, labels = run.task, [], []
-    for start in range(0, n, batch_size):
-        inputs = task.sample_inputs(min(batch_size, n - start))
-        out.append(run.generator(inputs["z"], *task.condition(inputs)).float().cpu())
-        if "label" in inputs:
-            labels.append(inputs["label"].cpu())
+    None for unconditional ones), through ``task.sample``."""
+    out, labels = [], []
+    with inference(run.generator, run.task.device):
+        if run.seed is not None:  # FID during training: the same inputs at every evaluation
+            torch.manual_seed(run.seed)
+        for start in range(0, n, batch_size):
+            drawn = run.task.sample(min(batch_size, n - start), run.generator)
+            out.append(drawn["samples"].float().cpu())
+            if "label" in drawn:
+                labels.append(drawn["label"].cpu())
     return torch.cat(out), torch.cat(labels) if labels else None
 
 
@@ -80,16 +83,16 @@ def generate(run: Restored, n: int, batch_size: int) -> torch.Tensor:
     return generate_labelled(run, n, batch_size)[0]
 
 
-@torch.no_grad()
-def translate(run: Restored, data: TensorDataset, n: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(outputs, targets) of an image-to-image model on the first ``n`` pairs, in [-1, 1]."""
-    outputs, targets = [], []
-    for start in range(0, min(n, len(data)), batch_size):
-        batch = data.batch(torch.arange(start, min(start + batch_size, n, len(data))))
-        images, _ = run.task.render({k: v.to(run.task.device) for k, v in batch.items()}, run.generator)
-        outputs.append(images[1::3].float().cpu())
-        targets.append(batch["target"].float().cpu())
-    return torch.cat(outputs), torch.cat(targets)
+def translate(run: Restored, images: torch.Tensor, batch_size: int, **given) -> torch.Tensor:
+    """``task.sample(input=...)`` over ``images`` (float in [-1, 1]) in batches; outputs on the CPU."""
+    outputs = []
+    with inference(run.generator, run.task.device):
+        if run.seed is not None:  # FID during training: the same inputs at every evaluation
+            torch.manual_seed(run.seed)
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].to(run.task.device)
+            outputs.append(run.task.sample(len(x), run.generator, input=x, **given)["samples"].float().cpu())
+    return torch.cat(outputs)
 
 
 def real_features(net, real: torch.Tensor, key: dict, ev: DictConfig) -> torch.Tensor:
@@ -192,15 +195,49 @@ def paired_metrics(run: Restored, data: TensorDataset, metrics: list[str], ev: D
     if unknown:
         raise ConfigError(f"eval.metrics: {sorted(unknown)} do not apply to image-to-image models; "
                           f"choose from {list(PAIRED_METRICS)}")
-    out, target = translate(run, data, ev.num_samples, ev.batch_size)
+    pairs = data.examples(ev.num_samples)
+    out = translate(run, pairs["input"], ev.batch_size)
+    return translation_metrics(out, pairs["target"].cpu(), True, metrics, ev, device, real_key)
+
+
+def translation_metrics(out: torch.Tensor, target: torch.Tensor, paired: bool, metrics: list[str], ev: DictConfig,
+                        device: torch.device, real_key: dict, prefix: str = "") -> tuple[dict, dict]:
+    """L1, PSNR and SSIM of translated images against their true partners (``paired``), and FID of the
+    translations against the target domain's images."""
+    from gan_lab.metrics.image_quality import l1, psnr, ssim
+
     a, b = out * 0.5 + 0.5, target * 0.5 + 0.5
-    values = {name: float(fn(a, b).mean()) for name, fn in (("L1", l1), ("PSNR", psnr), ("SSIM", ssim))
-              if name.lower() in metrics}
+    values = {}
+    if paired:
+        values = {f"{prefix}{name}": float(fn(a, b).mean()) for name, fn in (("L1", l1), ("PSNR", psnr), ("SSIM", ssim))
+                  if name.lower() in metrics}
     weights = None
     if "fid" in metrics:
         fid, weights = image_metrics(to_uint8(out), to_uint8(target), ["fid"], ev, device, real_key)
-        values.update(fid)
+        values.update({f"{prefix}{k}": v for k, v in fid.items()})
     return values, {"inception_weights_sha256": weights}
+
+
+def unpaired_metrics(run: Restored, data, metrics: list[str], ev: DictConfig, device: torch.device,
+                     real_key: dict) -> tuple[dict, dict]:
+    """Per direction: translations of one domain's test images against the other domain (and against the
+    true partners where the dataset keeps hidden pairs), and the cycle error |G_BA(G_AB(a)) - a|."""
+    unknown = set(metrics) - set(PAIRED_METRICS)
+    if unknown:
+        raise ConfigError(f"eval.metrics: {sorted(unknown)} do not apply to translators; "
+                          f"choose from {list(PAIRED_METRICS)}")
+    examples = data.examples(ev.num_samples)
+    values, extra = {}, {"inception_weights_sha256": None}
+    for source, target, direction, back in (("A", "B", "AtoB", "BtoA"), ("B", "A", "BtoA", "AtoB")):
+        x = examples[source].cpu()
+        out = translate(run, x, ev.batch_size, direction=direction)
+        cycled = translate(run, out, ev.batch_size, direction=back)
+        found, info = translation_metrics(out, examples[target].cpu(), bool(getattr(data, "paired", False)),
+                                          metrics, ev, device, {**real_key, "domain": target}, f"{direction} ")
+        values.update(found)
+        values[f"{direction} cycle L1"] = float((cycled - x).abs().mean() * 0.5)  # in [0, 1] image units
+        extra.update({k: v for k, v in info.items() if v is not None})
+    return values, extra
 
 
 @torch.no_grad()
@@ -265,6 +302,8 @@ def evaluate(cfg: DictConfig) -> dict:
         extra = {"inception_weights_sha256": None}
     elif data.kind == "paired":
         values, extra = paired_metrics(run, data, metrics, ev, device, real_key)
+    elif data.kind == "unpaired":
+        values, extra = unpaired_metrics(run, data, metrics, ev, device, real_key)
     elif metrics:
         values, extra = sample_metrics(run, data, metrics, ev, device, real_key)
     elif classifies:
@@ -319,17 +358,11 @@ class TrainingEvaluator:
             resolve_weights(ev.inception_weights, ev.download)
 
     def __call__(self, state) -> tuple[str, float]:
-        ema = state.tricks.get("ema")
-        G = ema.module if ema is not None else state.task.G
-        run = Restored(state.task, G, self.cfg, Path(), state.step, state.fixed)
-        was_training = G.training
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.cfg.seed)
-            G.eval()
-            score = paired_metrics if self.data.kind == "paired" else sample_metrics
+        run = Restored(state.task, state.task.sampling_generator(), self.cfg, Path(), state.step, self.cfg.seed)
+        score = {"paired": paired_metrics, "unpaired": unpaired_metrics}.get(self.data.kind, sample_metrics)
+        # Feature networks draw from the RNG too (a classifier trained on first use): fork all of it.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             values, _ = score(run, self.data, ["fid"], self.cfg.eval, self.device, self.real_key)
-        G.train(was_training)
         return self.name, next(v for k, v in values.items() if k.endswith("FID"))
 
 

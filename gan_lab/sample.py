@@ -14,8 +14,10 @@ from torchvision.utils import save_image
 
 from gan_lab import config as config_lib
 from gan_lab.data.folders import decode_square, list_images
+from gan_lab.engine.inference import inference
 from gan_lab.engine.precision import resolve_device
 from gan_lab.engine.restore import Restored, restore
+from gan_lab.models.base import Grid, Points
 from gan_lab.errors import ConfigError, GanLabError
 
 log = logging.getLogger("gan_lab")
@@ -33,13 +35,13 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / torch.sin(omega)
 
 
-@torch.no_grad()
-def grid(run: Restored, n: int) -> tuple[torch.Tensor, int]:
-    """The model's own sample grid for ``n`` fresh inputs (cGAN rows = classes, pix2pix triplets)."""
+def grid(run: Restored, n: int) -> dict[str, Grid | Points]:
+    """The model's own visuals for ``n`` fresh inputs (cGAN rows = classes, pix2pix triplets, translators
+    A | G_AB(A) | G_BA(G_AB(A)) and the same from B)."""
     data = instantiate(run.config.dataset)
-    batch = data.batch(torch.arange(min(n, len(data))))
-    batch = {k: v.to(run.task.device) for k, v in batch.items()}
-    return run.task.render(run.task.fixed_inputs(batch, min(n, len(data))), run.generator)
+    examples = {k: v.to(run.task.device) for k, v in data.examples(n).items()}
+    with inference(run.generator, run.task.device):
+        return run.task.visuals(run.task.fixed_inputs(examples, min(n, len(data))), run.generator)
 
 
 @torch.no_grad()
@@ -53,10 +55,10 @@ def interpolations(run: Restored, rows: int, steps: int) -> torch.Tensor:
     device = task.device
     z = slerp(torch.randn(rows, G.z_dim, device=device), torch.randn(rows, G.z_dim, device=device),
               torch.linspace(0, 1, steps, device=device)).flatten(0, 1)
-    inputs = {"z": z}
+    given = {"z": z}
     if hasattr(G, "num_classes"):  # cGAN: one class per row
-        inputs["label"] = (torch.arange(rows, device=device) % G.num_classes).repeat_interleave(steps)
-    return G(z, *task.condition(inputs))
+        given["label"] = (torch.arange(rows, device=device) % G.num_classes).repeat_interleave(steps)
+    return task.sample(len(z), G, **given)["samples"]
 
 
 @torch.no_grad()
@@ -70,15 +72,19 @@ def traversal(run: Restored, code: str, n: int, steps: int, span: list[float]) -
         inputs, nrow = run.task.traversal(code, n, steps, tuple(span))
     except ValueError as err:
         raise ConfigError(f"traverse={code}: {err}") from None
-    return run.task.render(inputs, run.generator)[0], nrow
+    return run.task.sample(len(inputs["z"]), run.generator, z=inputs["z"])["samples"], nrow
 
 
 @torch.no_grad()
-def translate(run: Restored, input_dir: Path, output_dir: Path, batch_size: int = 16) -> int:
-    """Translate every image of ``input_dir`` with an image-to-image model; returns the count."""
-    if "paired" not in type(run.task).data_kinds:
-        raise ConfigError("input_dir= is for image-to-image models (e.g. pix2pix); this checkpoint is "
+def translate(run: Restored, input_dir: Path, output_dir: Path, direction: str, batch_size: int = 16) -> int:
+    """Translate every image of ``input_dir`` with an image-to-image model (a translator: in
+    ``direction``); returns the count."""
+    if not {"paired", "unpaired"} & set(type(run.task).data_kinds):
+        raise ConfigError("input_dir= is for image-to-image models (e.g. pix2pix, cyclegan); this checkpoint is "
                           f"{type(run.task).__name__}")
+    if direction not in ("AtoB", "BtoA"):
+        raise ConfigError(f"direction must be AtoB or BtoA, got {direction!r}")
+    given = {"direction": direction} if "unpaired" in type(run.task).data_kinds else {}
     paths = list_images(input_dir)
     if not paths:
         raise ConfigError(f"input_dir={input_dir} holds no images")
@@ -89,8 +95,8 @@ def translate(run: Restored, input_dir: Path, output_dir: Path, batch_size: int 
         chunk = paths[start:start + batch_size]
         x = torch.stack([decode_square(p, ds.image_size, mode) for p in chunk]).to(run.task.device)
         x = x.float().div(127.5).sub(1)
-        out, _ = run.task.render({"input": x, "target": x}, run.generator)
-        for path, image in zip(chunk, out[1::3]):
+        out = run.task.sample(len(x), run.generator, input=x, **given)["samples"]
+        for path, image in zip(chunk, out):
             save_image(image * 0.5 + 0.5, output_dir / f"{path.stem}.png")
     return len(paths)
 
@@ -103,7 +109,8 @@ def main(cfg: DictConfig) -> None:
         if cfg.input_dir:
             if not cfg.output_dir:
                 raise ConfigError("input_dir= needs output_dir= (where the translated images go)")
-            count = translate(run, Path(cfg.input_dir).expanduser(), Path(cfg.output_dir).expanduser())
+            count = translate(run, Path(cfg.input_dir).expanduser(), Path(cfg.output_dir).expanduser(),
+                              str(cfg.direction))
             log.info("translated %d images into %s", count, cfg.output_dir)
             return
         if cfg.interpolate and cfg.traverse:
@@ -112,18 +119,20 @@ def main(cfg: DictConfig) -> None:
         out = Path(cfg.out or run.path.parent.parent / "samples" / f"{kind}-{run.step:07d}-seed{cfg.seed}.png")
         out.parent.mkdir(parents=True, exist_ok=True)
         if cfg.interpolate:
-            images, nrow = interpolations(run, max(1, cfg.n // cfg.steps), cfg.steps), cfg.steps
+            visuals = {"": Grid(interpolations(run, max(1, cfg.n // cfg.steps), cfg.steps), cfg.steps)}
         elif cfg.traverse:
             if not (OmegaConf.is_list(cfg.span) and len(cfg.span) == 2):
                 raise ConfigError(f"span={cfg.span} must be [low, high], the range of a continuous code")
-            images, nrow = traversal(run, str(cfg.traverse), cfg.n, cfg.steps, list(cfg.span))
+            visuals = {"": Grid(*traversal(run, str(cfg.traverse), cfg.n, cfg.steps, list(cfg.span)))}
         else:
-            images, nrow = grid(run, cfg.n)
-        if images.dim() != 4:
-            raise ConfigError("this model draws points, not images; its scatter plots are in <run>/samples")
-        save_image(images.float() * 0.5 + 0.5, out, nrow=nrow, pad_value=1.0)
-        log.info("wrote %s (%d images, step %d%s)", out, len(images), run.step,
-                 ", EMA generator" if run.generator is not run.task.G else "")
+            visuals = grid(run, cfg.n)
+        for name, visual in visuals.items():
+            if not isinstance(visual, Grid):
+                raise ConfigError("this model draws points, not images; its scatter plots are in <run>/samples")
+            path = out if len(visuals) == 1 else out.with_name(f"{out.stem}-{name}{out.suffix}")
+            save_image(visual.images.float() * 0.5 + 0.5, path, nrow=visual.nrow, pad_value=1.0)
+            log.info("wrote %s (%d images, step %d%s)", path, len(visual.images), run.step,
+                     ", EMA generator" if run.generator is not run.task.G else "")
     except GanLabError as err:
         log.error("%s", err)
         raise SystemExit(1) from None

@@ -18,15 +18,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lab import config as config_lib
-from gan_lab.data.base import TensorDataset
 from gan_lab.engine import checkpoint
 from gan_lab.engine.loop import RunIO, train_loop
-from gan_lab.engine.precision import Hardware, resolve_device
+from gan_lab.engine.build import build_task
+from gan_lab.engine.precision import Hardware, process_flags, resolve_device
 from gan_lab.engine.recorder import Recorder
 from gan_lab.engine.signals import StopFlag
 from gan_lab.engine.state import TrainState
 from gan_lab.errors import ConfigError, GanLabError
-from gan_lab.ui import format_duration, print_table, summary_table
+from gan_lab.ui import format_duration, format_rate, print_table, summary_table
 
 log = logging.getLogger("gan_lab")
 
@@ -37,15 +37,14 @@ RESUMABLE = ("resume", "train.steps", "train.log_every", "train.sample_every", "
 config_lib.register()
 
 
-def build(cfg: DictConfig, device: torch.device) -> tuple[torch.nn.Module, TensorDataset]:
-    """Instantiate the dataset and the task; errors raised inside constructors surface as-is."""
+def load_data(cfg: DictConfig, device: torch.device):
+    """The training dataset, moved onto the GPU when it fits in a quarter of the free memory."""
     data = config_lib.instantiate_group(cfg.dataset, "dataset")
-    task = config_lib.instantiate_group(cfg.model, "model", loss=config_lib.instantiate_group(cfg.loss, "loss"))
     if cfg.hardware.data_on_device and device.type == "cuda":
         size = sum(t.numel() * t.element_size() for t in data.tensors.values())
         if size < 0.25 * torch.cuda.mem_get_info(device)[0]:
             data.to(device)
-    return task, data
+    return data
 
 
 def resumed_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, dict]:
@@ -64,32 +63,35 @@ def resumed_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, d
     return stored, state
 
 
-def setup(cfg: DictConfig) -> tuple[TrainState, TensorDataset, Hardware]:
+def setup(cfg: DictConfig) -> tuple[TrainState, object, Hardware]:
     """Everything a run needs, built from a validated config: seeded, on its device, at step 0."""
     config_lib.validate(cfg)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = resolve_device(cfg.hardware)
     hw = Hardware(cfg.hardware, device)
-    task, data = build(cfg, device)
+    data = load_data(cfg, device)
     if len(data) < cfg.train.batch_size:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the dataset ({len(data)} samples)")
-    task.use_data(data)
-    task.to(device)
-    tricks = config_lib.instantiate_tricks(cfg.tricks, task)  # may change the networks: before the optimizers
-    for net in (task.G, task.D):
-        hw.prepare(net, cfg.hardware.compile)
-    for trick in tricks.values():
-        trick.setup(task)
-
-    total = cfg.train.steps
-    optimizers = {n: instantiate(cfg.optim[n])(getattr(task, n).parameters()) for n in ("G", "D")}
+    task, tricks = build_task(cfg, device, data, prepare=lambda net: hw.prepare(net, cfg.hardware.compile))
+    players = task.players()
+    missing = [name for name in players if name not in cfg.optim]
+    if missing:
+        raise ConfigError(f"optim.{missing[0]}: {type(task).__name__} trains the players {list(players)}, "
+                          f"each needs an optimizer under optim.<player>")
+    optimizers = {n: instantiate(cfg.optim[n])(net.parameters()) for n, net in players.items()}
     schedule = config_lib.instantiate_group(cfg.schedule, "schedule")
-    schedulers = {n: torch.optim.lr_scheduler.LambdaLR(o, lambda s: schedule(s, total))
-                  for n, o in optimizers.items()}
-    state = TrainState(task, optimizers, schedulers, hw.scalers, tricks,
+    schedulers = {n: torch.optim.lr_scheduler.LambdaLR(o, schedule) for n, o in optimizers.items()}
+    state = TrainState(task, optimizers, schedulers, hw.scalers(players), tricks,
                        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     return state, data, hw
+
+
+def grid_size(cfg: DictConfig, data) -> int:
+    """Examples in the sample grid: ``train.grid_size``, at most the dataset, and at most 2^20 pixels
+    of examples (16 at 256 px), so grids stay readable and checkpoints small."""
+    pixels = getattr(data, "image_size", 1) ** 2
+    return max(1, min(cfg.train.grid_size, len(data), 2**20 // pixels))
 
 
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> float:
@@ -98,6 +100,12 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
     state_in = None
     if cfg.resume:
         cfg, state_in = resumed_config(cfg, overrides or [])
+    config_lib.validate(cfg)
+    with process_flags(cfg.hardware, resolve_device(cfg.hardware)):
+        return _train(cfg, run_dir, state_in)
+
+
+def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None) -> float:
     state, data, hw = setup(cfg)
     evaluator = None
     if OmegaConf.select(cfg, "eval.every") is not None:  # built first: missing weights or data stop the run here
@@ -111,16 +119,15 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
     else:
         if (run_dir / "checkpoints" / "last.pt").exists():
             raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir}")
-        grid = min(cfg.train.grid_size, len(data))
-        state.fixed = task.fixed_inputs(data.batch(torch.arange(grid)), grid)
+        state.fixed = task.fixed_inputs(data.examples(grid_size(cfg, data)), grid_size(cfg, data))
 
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    log.info("run %s | %s on %s, %s | G %d, D %d parameters", run_dir,
-             type(task).__name__, hw.device, cfg.hardware.precision.value,
-             sum(p.numel() for p in task.G.parameters()), sum(p.numel() for p in task.D.parameters()))
+    log.info("run %s | %s on %s, %s | %s parameters", run_dir, type(task).__name__, hw.device,
+             cfg.hardware.precision.value,
+             ", ".join(f"{n} {sum(p.numel() for p in net.parameters())}" for n, net in task.players().items()))
 
-    session_start, start_step, start_elapsed = time.perf_counter(), state.step, state.elapsed
+    session_start, start_step, start_elapsed, start_batches = time.perf_counter(), state.step, state.elapsed, state.batches
     recorder = Recorder(run_dir, purge_step=state.step + 1 if state_in is not None else None)
     try:
         with StopFlag() as stop:
@@ -130,12 +137,12 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
 
     session = time.perf_counter() - session_start
     steps_done = state.step - start_step
-    rate = steps_done * cfg.train.batch_size * cfg.train.n_critic / max(state.elapsed - start_elapsed, 1e-9)
+    rate = (state.batches - start_batches) * cfg.train.batch_size / max(state.elapsed - start_elapsed, 1e-9)
     rows = {
         "status": "finished" if ended == "done" else f"stopped by {ended}, resume with resume={run_dir}",
         "steps": f"{state.step}/{total} ({steps_done} this session)",
         "time": f"{format_duration(session)} this session, {format_duration(state.elapsed)} training in all",
-        "throughput": f"{rate:.0f} images/s",
+        "throughput": f"{format_rate(rate)} images/s",
         **{k: f"{v:.4f}" for k, v in state.last_losses.items()},
         **({f"best {state.best['metric']}": f"{state.best['value']:.4f} at step {state.best['step']} "
                                              f"({run_dir / 'checkpoints' / 'best.pt'})"} if state.best else {}),

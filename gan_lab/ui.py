@@ -30,57 +30,66 @@ def format_duration(seconds: float) -> str:
 
 
 class ProgressReport:
-    """Training progress: step, images/s, ETA and the latest losses.
+    """Training progress: step, images/s, ETA and the latest logged losses.
 
     ``mode="auto"`` shows a live bar only on an interactive terminal; a plain
     line every ``every`` steps is always logged (to the console in plain mode and to
-    the run's log file), so CI logs and multirun jobs show progress too.
+    the run's log file), so CI logs and multirun jobs show progress too. Rates count
+    the real images drawn (every phase's batches), so they hold for any phase list.
     """
 
-    def __init__(self, total: int, start: int, images_per_step: int, every: int, mode: str = "auto"):
+    def __init__(self, total: int, start: int, images: int, every: int, mode: str = "auto"):
         self.total, self.start, self.every = total, start, every
-        self.images_per_step = images_per_step
         self.live = mode == "bar" or (mode == "auto" and CONSOLE.is_interactive)
-        self._t0 = self._tw = time.perf_counter()
-        self._sw = start
+        self._tw, self._iw = time.perf_counter(), images
         self._recent: deque[tuple[float, int]] = deque(maxlen=20)  # the bar's rate: the last 20 steps
+        self._recent.append((self._tw, images))
         self.rate = self.window_rate = 0.0
+        self.losses = {"loss/G": float("nan"), "loss/D": float("nan")}
         self._progress = None
 
     def __enter__(self) -> "ProgressReport":
         if self.live:
             self._progress = Progress(
                 TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:>7.0f} img/s"), TimeElapsedColumn(), TextColumn("ETA"),
-                TimeRemainingColumn(), TextColumn("G {task.fields[G]:.3f}  D {task.fields[D]:.3f}"),
+                TextColumn("{task.fields[rate]} img/s"), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
                 console=CONSOLE, refresh_per_second=4,
             )
             self._progress.start()
             self._task = self._progress.add_task("train", total=self.total, completed=self.start,
-                                                 rate=0.0, G=float("nan"), D=float("nan"))
+                                                 rate=format_rate(0.0), losses="")
         return self
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()
 
-    def update(self, step: int, current: dict[str, float], mean: dict[str, float]) -> None:
-        """Called after every step: ``current`` holds this step's losses (the bar shows
-        them), ``mean`` the means over the last log window (the log line shows them)."""
+    def update(self, step: int, images: int, mean: dict[str, float] | None) -> None:
+        """Called after every step with the images drawn so far; ``mean`` (at log steps only)
+        holds the losses averaged over the last log window, which the bar and the log line show."""
         now = time.perf_counter()
-        self._recent.append((now, step))
-        t_old, s_old = self._recent[0]
-        if step > s_old:
-            self.rate = (step - s_old) * self.images_per_step / (now - t_old)
-        if step % self.every == 0 or step == self.total:
-            self.window_rate = (step - self._sw) * self.images_per_step / max(now - self._tw, 1e-9)
-            self._tw, self._sw = now, step
-            eta = (self.total - step) * self.images_per_step / max(self.window_rate, 1e-9)
-            log.info("step %d/%d | %.0f img/s | ETA %s | G %.4f | D %.4f", step, self.total, self.window_rate,
-                     format_duration(eta), mean.get("loss/G", float("nan")), mean.get("loss/D", float("nan")))
+        self._recent.append((now, images))
+        t_old, i_old = self._recent[0]
+        if now > t_old:
+            self.rate = (images - i_old) / (now - t_old)
+        if mean is not None:
+            self.losses = {k: v for k, v in mean.items() if k.startswith("loss/") and k.count("/") == 1}
+            self.window_rate = (images - self._iw) / max(now - self._tw, 1e-9)
+            self._tw, self._iw = now, images
+            eta = (self.total - step) * (now - t_old) / max(len(self._recent) - 1, 1)
+            log.info("step %d/%d | %s img/s | ETA %s | %s", step, self.total, format_rate(self.window_rate),
+                     format_duration(eta), self.loss_text())
         if self._progress is not None:
-            self._progress.update(self._task, completed=step, rate=self.rate,
-                                  G=current.get("loss/G", float("nan")), D=current.get("loss/D", float("nan")))
+            self._progress.update(self._task, completed=step, rate=format_rate(self.rate), losses=self.loss_text())
+
+    def loss_text(self) -> str:
+        return "  ".join(f"{k[5:]} {v:.4f}" for k, v in self.losses.items())
+
+
+def format_rate(rate: float) -> str:
+    """Two significant digits below 10 (``0.26``), whole numbers above."""
+    return f"{rate:.2g}" if rate < 10 else f"{rate:.0f}"
 
 
 def summary_table(rows: dict[str, str], title: str = "gan-lab run") -> Table:

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import statistics
 import time
+from pathlib import Path
 from importlib.resources import files
 
 import torch
@@ -28,8 +29,7 @@ from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
 from gan_lab import config as config_lib
-from gan_lab.data.base import BatchSampler
-from gan_lab.engine.loop import train_step
+from gan_lab.engine.loop import FiniteGuard, train_step
 from gan_lab.train import setup
 
 MODELS = sorted(f.name.removesuffix(".yaml") for f in (files("gan_lab.configs") / "model").iterdir()
@@ -80,22 +80,25 @@ def bench_model(model: str, overrides: list[str], warmup: int, windows: int, ste
     with initialize_config_module("gan_lab.configs", version_base="1.3"):
         cfg = compose("train", overrides=[f"model={model}", "train.steps=1000000", *phase_overrides, *overrides])
     state, data, hw = setup(cfg)
-    tc = cfg.train
-    sampler = BatchSampler(len(data), tc.batch_size, cfg.seed)
+    tc, guard = cfg.train, FiniteGuard()
     for _ in range(warmup):
-        train_step(state, data, sampler, hw, tc)
-    flops = count_flops(lambda: train_step(state, data, sampler, hw, tc))
+        train_step(state, data, hw, cfg, guard)
+    guard.check(Path("."))
+    batches = state.batches
+    flops = count_flops(lambda: train_step(state, data, hw, cfg, guard))
+    per_step = state.batches - batches  # batches drawn by one step: every phase's, for any phase list
     rates, peaks = [], []
     for _ in range(windows):
         _sync(hw.device)
         t0 = time.perf_counter()
         for _ in range(steps):
-            train_step(state, data, sampler, hw, tc)
+            train_step(state, data, hw, cfg, guard)
+        guard.check(Path("."))
         _sync(hw.device)
         rates.append(steps / (time.perf_counter() - t0))
         peaks.append(matmul_rate(hw.device))
     it_per_s = statistics.median(rates)
-    return {"model": model, "batch": tc.batch_size * tc.n_critic, "img/s": it_per_s * tc.batch_size * tc.n_critic,
+    return {"model": model, "batch": tc.batch_size * per_step, "img/s": it_per_s * tc.batch_size * per_step,
             "gflop": flops / 1e9, "gflops": flops * it_per_s / 1e9, "peak": statistics.median(peaks),
             "device": hw.device}
 

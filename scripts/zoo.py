@@ -45,6 +45,7 @@ class Suite:
 
 # Wasserstein rows on MLPs spell out their papers' optimizers (the model configs of the same name
 # build DCGAN networks for images).
+FRESH_Z = ["+model.reuse_fake=false"]  # Algorithm 1 of the WGAN family: G's step draws its own z
 RMSPROP = ["optim.G._target_=torch.optim.RMSprop", "~optim.G.betas", "optim.G.lr=5e-5",
            "optim.D._target_=torch.optim.RMSprop", "~optim.D.betas", "optim.D.lr=5e-5"]
 ADAM_GP = ["optim.G.lr=1e-4", "optim.G.betas=[0.0,0.9]", "optim.D.lr=1e-4", "optim.D.betas=[0.0,0.9]"]
@@ -70,9 +71,9 @@ SUITES = {
             "maxlikelihood": ["loss=maxlikelihood"],
             "leastsquares (LSGAN)": ["loss=leastsquares"],
             "hinge": ["loss=hinge"],
-            "wgan (clipping)": ["loss=wasserstein", "tricks=[weight_clipping]", "train.n_critic=5", *RMSPROP],
-            "wgan_gp": ["loss=wasserstein", "tricks=[gradient_penalty]", "train.n_critic=5", *ADAM_GP],
-            "wgan_div": ["loss=wasserstein", "tricks=[wgan_div]", "train.n_critic=5", *ADAM_GP],
+            "wgan (clipping)": ["loss=wasserstein", "tricks=[weight_clipping]", "train.n_critic=5", *RMSPROP, *FRESH_Z],
+            "wgan_gp": ["loss=wasserstein", "tricks=[gradient_penalty]", "train.n_critic=5", *ADAM_GP, *FRESH_Z],
+            "wgan_div": ["loss=wasserstein", "tricks=[wgan_div]", "train.n_critic=5", *ADAM_GP, *FRESH_Z],
             "r1": ["tricks=[r1]"],
             "spectral_norm": ["tricks=[spectral_norm]"],
             "spectral_norm + hinge + ttur": ["loss=hinge", "tricks=[spectral_norm,ttur]"],

@@ -39,3 +39,11 @@ def compose_train(overrides: list[str]) -> DictConfig:
 @pytest.fixture
 def compose_cfg():
     return compose_train
+
+
+def flat_model(state: dict) -> dict:
+    """A checkpoint's task state as one ``task.state_dict()``-style dict (``G.x``, ``D.y``, ``G_ema.z``, buffers)."""
+    flat = dict(state["task"])
+    for name, weights in state["models"].items():
+        flat.update({f"{name}.{key}": value for key, value in weights.items()})
+    return flat

@@ -8,17 +8,18 @@ import torch
 
 from gan_lab.engine import checkpoint
 from gan_lab.errors import CheckpointError
+from tests.conftest import flat_model
 
 
 def _state(step: int) -> dict:
     return {"format_version": checkpoint.FORMAT_VERSION, "config": {"seed": 0}, "step": step,
-            "model": {"G.w": torch.full((3,), float(step))}}
+            "models": {"G": {"w": torch.full((3,), float(step))}}, "task": {}}
 
 
 def test_roundtrip(tmp_path):
     checkpoint.save(_state(7), tmp_path / "last.pt")
     state = checkpoint.load(tmp_path / "last.pt")
-    assert state["step"] == 7 and torch.equal(state["model"]["G.w"], torch.full((3,), 7.0))
+    assert state["step"] == 7 and torch.equal(flat_model(state)["G.w"], torch.full((3,), 7.0))
     assert not list(tmp_path.glob(".*tmp")), "the temporary file must be renamed away"
 
 

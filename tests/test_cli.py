@@ -47,7 +47,7 @@ def test_train_run_from_another_directory(tmp_path):
     runs = list((tmp_path / "outputs").glob("*/*"))
     assert len(runs) == 1
     run_dir = runs[0]
-    for name in ("config.yaml", "train.log", ".hydra/config.yaml", "checkpoints/last.pt", "samples/step_0000004.png"):
+    for name in ("config.yaml", "train.log", ".hydra/config.yaml", "checkpoints/last.pt", "samples/fixed_0000004.png"):
         assert (run_dir / name).exists(), name
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
     log = (run_dir / "train.log").read_text()

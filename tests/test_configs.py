@@ -47,7 +47,7 @@ def test_every_option_composes_with_every_model(group):
 @pytest.mark.parametrize("dataset", options("dataset"))
 def test_every_dataset_composes_with_a_model_of_its_kind(dataset):
     kind = get_class(compose_train([f"dataset={dataset}"]).dataset._target_).kind
-    model = {"image": "dcgan", "points": "gan", "paired": "pix2pix"}[kind]
+    model = {"image": "dcgan", "points": "gan", "paired": "pix2pix", "unpaired": "cyclegan"}[kind]
     cfg = compose_train([f"model={model}", f"dataset={dataset}"])
     if "image_size" in cfg.dataset and model == "dcgan":
         cfg.dataset.image_size = 32  # DCGAN draws 32 or 64 px; image_folder defaults to 64
@@ -74,7 +74,7 @@ def test_command_line_overrides_the_models_defaults():
 @pytest.mark.parametrize("override, key", [
     (["model=dcgan", "dataset=toy2d"], r"model\.generator\.image_size: .*dataset\.image_size"),
     (["train.n_critic=0"], "train.n_critic"),
-    (["train.clip_grad_G=-1"], "train.clip_grad_G"),
+    (["train.clip_grad.G=-1"], "train.clip_grad.G"),
     (["hardware.device=tpu"], "hardware.device"),
     (["optim.G.lr=0"], "optim.G.lr"),
 ])

@@ -10,12 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_lab.data.base import BatchSampler
-from gan_lab.engine.loop import train_step
+from gan_lab.engine.loop import FiniteGuard, train_step
 from gan_lab.errors import ConfigError
 from gan_lab.losses.adversarial import NonSaturating
 from gan_lab.models.infogan import Discriminator, Generator, InfoGANTask, LatentCodes, information_bound
-from gan_lab.models.noise import CriticPass
+from gan_lab.models.terms import CriticPass
 from gan_lab.tricks.feature_matching import FeatureMatching
 from gan_lab.train import setup
 from tests.test_resume import stop_and_resume
@@ -71,7 +70,7 @@ def test_information_term_trains_q_on_detached_samples_and_g_through_q():
     task = tiny_task(lambda_categorical=1.0, lambda_continuous=0.5)
     batch = {"real": torch.rand(8, 1, 12, 12) * 2 - 1}
     out = task.d_loss(batch)
-    inputs, fake = task._last
+    inputs, fake = out.carry
     bounds = information_bound(task.G.codes, task.D.posterior(task.D.features(fake.detach())), inputs["z"])
     torch.testing.assert_close(out.stats["loss/info_categorical"], -bounds["categorical"].detach())
     torch.testing.assert_close(out.stats["loss/info_continuous"], -0.5 * bounds["continuous"].detach())
@@ -81,7 +80,7 @@ def test_information_term_trains_q_on_detached_samples_and_g_through_q():
 
     task.zero_grad(set_to_none=True)
     task.D.requires_grad_(False)  # the engine freezes D (and so Q) for the G step
-    out = task.g_loss(batch)
+    out = task.g_loss(batch, (inputs, fake))
     info = {k: v for k, v in out.stats.items() if k.startswith("loss/G_info_")}
     assert info.keys() == {"loss/G_info_categorical", "loss/G_info_continuous"}
     torch.testing.assert_close(out.loss.detach(), out.stats["loss/G"] + sum(info.values()))
@@ -99,12 +98,12 @@ def test_q_reads_the_features_of_the_adversarial_passes(matching):
     bodies = []
     task.D.body.register_forward_hook(lambda module, args, out: bodies.append(out.detach()))
     batch = {"real": torch.rand(8, 1, 12, 12) * 2 - 1}
-    task.d_loss(batch)
+    carry = task.d_loss(batch).carry
     assert len(bodies) == 2  # the real and the generated batch; Q's term adds no pass
     bodies.clear()
     task.D.requires_grad_(False)
-    inputs, _ = task._last
-    out = task.g_loss(batch)
+    inputs, _ = carry
+    out = task.g_loss(batch, carry)
     assert len(bodies) == (3 if matching else 1)  # feature matching runs its own real and fake passes
     bounds = information_bound(task.G.codes, task.D.posterior(bodies[0]), inputs["z"])
     torch.testing.assert_close(out.stats["loss/G_info_categorical"], -bounds["categorical"])
@@ -124,9 +123,8 @@ def test_q_recovers_the_categorical_code_after_a_short_run():
         return (logits[0].argmax(1) == task.G.codes.split(z)[1][0]).float().mean().item()
 
     assert accuracy() < 0.2  # chance: 1 in 10
-    sampler = BatchSampler(len(data), cfg.train.batch_size, cfg.seed)
     for _ in range(200):
-        train_step(state, data, sampler, hw, cfg.train)
+        train_step(state, data, hw, cfg, FiniteGuard())
     assert accuracy() > 0.4
 
 
@@ -174,8 +172,8 @@ def test_sample_grid_has_one_row_per_categorical_value():
     other = torch.ones(rows.shape[-1], dtype=torch.bool)
     other[SLOTS["c1"]] = False
     assert torch.equal(rows[..., other], rows[:1, :, other].expand(4, -1, -1))  # each column: one draw, c1 = row
-    images, nrow = task.render(fixed, task.G)
-    assert images.shape == (12, 1, 12, 12) and nrow == 3
+    grid = task.visuals(fixed, task.G)["fixed"]
+    assert grid.images.shape == (12, 1, 12, 12) and grid.nrow == 3
 
 
 # ---------------------------------------------------------------- networks, defaults, errors
@@ -228,4 +226,4 @@ def test_bad_settings_name_the_key(make, key):
 def test_stop_and_resume_equals_uninterrupted(tmp_path):
     a, _ = stop_and_resume(tmp_path, [*TINY, "model=infogan", *TINY_NETS, "dataset.count=64"])
     assert {"loss/info_categorical", "loss/info_continuous", "loss/G_info_categorical"} <= set(a["last_losses"])
-    assert sorted(p.name for p in (tmp_path / "full" / "samples").glob("*.png")) == ["step_0000003.png", "step_0000006.png"]
+    assert sorted(p.name for p in (tmp_path / "full" / "samples").glob("*.png")) == ["fixed_0000003.png", "fixed_0000006.png"]

@@ -1,5 +1,5 @@
 """Networks and tasks: shapes per image size, the papers' architectural facts, and the task contract
-(d_loss never reaches G, g_loss does, render leaves G untouched)."""
+(d_loss never reaches G, g_loss does, visuals leave G untouched)."""
 
 import copy
 
@@ -9,7 +9,9 @@ from torch import nn
 
 from gan_lab.errors import ConfigError
 from gan_lab.losses.adversarial import NonSaturating
+from gan_lab.engine.inference import inference
 from gan_lab.models import cgan, dcgan, gan, pix2pix
+from gan_lab.models.base import Grid, Points
 from gan_lab.models.noise import NoiseToImage
 
 # ---------------------------------------------------------------- builders
@@ -219,7 +221,7 @@ def test_d_loss_reaches_only_d_and_g_loss_reaches_g(name):
     assert all(p.grad is None for p in task.G.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.D.parameters())
     task.D.zero_grad(set_to_none=True)
-    out_g = task.g_loss(batch)
+    out_g = task.g_loss(batch, out.carry)
     assert "loss/G" in out_g.stats
     out_g.loss.backward()
     assert all(p.grad is not None for p in task.G.parameters())
@@ -232,13 +234,14 @@ def test_one_generator_forward_per_step_and_fallbacks(name):
     task, batch = make_task(), make_batch()
     calls = []
     task.G.register_forward_hook(lambda *a: calls.append(1))
-    task.d_loss(batch).loss.backward()
-    task.g_loss(batch)
-    assert len(calls) == 1  # the G step reuses the D step's sample
-    task.g_loss(batch).loss.backward()  # without a D step before, G runs again
+    out = task.d_loss(batch)
+    out.loss.backward()
+    task.g_loss(batch, out.carry)
+    assert len(calls) == 1  # the G step reuses the D step's sample, handed over as its carry
+    task.g_loss(batch).loss.backward()  # without a carry, G runs again
     assert len(calls) == 2
-    task.G.requires_grad_(False)  # an engine may freeze G during the D phase
-    task.d_loss(batch)
+    task.G.requires_grad_(False)  # the engine freezes G in the D steps that hand nothing off
+    assert task.d_loss(batch).carry is None  # no graph of G to hand off
     task.G.requires_grad_(True)
     task.G.zero_grad(set_to_none=True)
     task.g_loss(batch).loss.backward()
@@ -246,7 +249,7 @@ def test_one_generator_forward_per_step_and_fallbacks(name):
 
 
 @pytest.mark.parametrize("name", TASKS)
-def test_render_leaves_generator_state_unchanged(name):
+def test_visuals_leave_generator_state_unchanged(name):
     make_task, make_batch = TASKS[name]
     torch.manual_seed(0)
     task, batch = make_task(), make_batch()
@@ -254,53 +257,68 @@ def test_render_leaves_generator_state_unchanged(name):
         task.d_loss(batch)
     fixed = task.fixed_inputs(batch, 4)
     before = copy.deepcopy(task.G.state_dict())
-    samples, nrow = task.render(fixed, task.G)
+    with inference(task.G, task.device):
+        (visual,) = task.visuals(fixed, task.G).values()
     after = task.G.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(m.training for m in task.G.modules())  # every module's mode restored
     if name == "gan_points":
-        assert samples.shape == (4, 2) and nrow == 0
+        assert isinstance(visual, Points) and visual.points.shape == (4, 2)
     else:
-        assert samples.dim() == 4 and nrow > 0
+        assert isinstance(visual, Grid) and visual.images.dim() == 4 and visual.nrow > 0
 
 
-def test_noise_render_is_deterministic_and_square():
+def test_noise_visuals_are_deterministic_and_square():
     task = dcgan_task()
     fixed = task.fixed_inputs(image_batch(), 16)
     assert fixed["z"].shape == (16, 16)
     torch.manual_seed(1)
-    a, nrow = task.render(fixed, task.G)
-    b, _ = task.render(fixed, task.G)
-    assert nrow == 4 and a.shape == (16, 3, 32, 32)
-    assert torch.equal(a, b)
+    with inference(task.G, task.device):
+        a, b = task.visuals(fixed, task.G)["fixed"], task.visuals(fixed, task.G)["fixed"]
+    assert a.nrow == 4 and a.images.shape == (16, 3, 32, 32)
+    assert torch.equal(a.images, b.images)
 
 
-def test_pix2pix_render_keeps_dropout_noise_and_shows_triplets():
+def test_sample_draws_or_takes_the_generator_inputs():
+    task = cgan_task(num_classes=4)
+    labels = torch.tensor([3, 3, 1])
+    with inference(task.G, task.device):
+        out = task.sample(3, task.G, label=labels)
+        again = task.sample(3, task.G, z=out["z"], label=labels)
+    assert out["samples"].shape == (3, 1, 8, 8) and torch.equal(out["label"], labels)
+    assert torch.equal(again["samples"], out["samples"])
+
+
+def test_pix2pix_visuals_keep_dropout_noise_and_show_triplets():
     task = pix2pix_task(in_ch=1, out_ch=3)
     batch = paired_batch(n=6, in_ch=1, out_ch=3)
     fixed = task.fixed_inputs(batch, 4)
     assert fixed["input"].shape == (4, 1, 32, 32) and fixed["input"].untyped_storage().nbytes() == 4 * 32 * 32 * 4
+
     torch.manual_seed(1)
-    a, nrow = task.render(fixed, task.G)
-    b, _ = task.render(fixed, task.G)
-    assert nrow == 6 and a.shape == (12, 3, 32, 32)  # two triplets per row
-    assert not torch.equal(a, b)  # dropout is noise at test time (Isola et al. §3.3)
-    assert torch.equal(a[0::3], fixed["input"].expand(-1, 3, -1, -1))
-    assert torch.equal(a[2::3], fixed["target"])
-    torch.manual_seed(1)
-    torch.testing.assert_close(task.render(fixed, task.G)[0], a)  # the noise comes from the global RNG
+    with inference(task.G, task.device):
+        a, b = task.visuals(fixed, task.G)["fixed"], task.visuals(fixed, task.G)["fixed"]
+    assert a.nrow == 6 and a.images.shape == (12, 3, 32, 32)  # two triplets per row
+    assert not torch.equal(a.images, b.images)  # dropout is noise at test time (Isola et al. §3.3)
+    assert torch.equal(a.images[0::3], fixed["input"].expand(-1, 3, -1, -1))
+    assert torch.equal(a.images[2::3], fixed["target"])
+    with inference(task.G, task.device):  # the noise comes from the global RNG, forked by inference()
+        torch.testing.assert_close(task.visuals(fixed, task.G)["fixed"].images, a.images)
 
 
 def test_cgan_grid_has_one_class_per_row():
     torch.manual_seed(0)
     task = cgan_task(num_classes=4)
     fixed = task.fixed_inputs(image_batch(shape=(1, 8, 8), num_classes=4), 20)
-    samples, nrow = task.render(fixed, task.G)
-    assert nrow == 5 and samples.shape == (20, 1, 8, 8)
+    with inference(task.G, task.device):
+        grid = task.visuals(fixed, task.G)["fixed"]
+    nrow = grid.nrow
+    assert nrow == 5 and grid.images.shape == (20, 1, 8, 8)
     assert torch.equal(fixed["label"].view(4, nrow), torch.arange(4).unsqueeze(1).expand(4, nrow))
     for row in range(4):  # row r of the grid shows G(z, r)
         expected = task.G.eval()(fixed["z"][row * nrow:(row + 1) * nrow], torch.full((nrow,), row))
-        torch.testing.assert_close(samples[row * nrow:(row + 1) * nrow], expected)
+        torch.testing.assert_close(grid.images[row * nrow:(row + 1) * nrow], expected)
 
 
 def test_cgan_needs_labels():

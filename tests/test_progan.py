@@ -13,19 +13,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan_lab.data.base import BatchSampler
 from gan_lab.engine import checkpoint
-from gan_lab.engine.loop import train_step
+from gan_lab.engine.loop import FiniteGuard, train_step
 from gan_lab.engine.restore import restore
 from gan_lab.errors import ConfigError
 from gan_lab.models import blocks
-from gan_lab.models.noise import CriticPass
+from gan_lab.models.terms import CriticPass
 from gan_lab.models.progan import (Discriminator, EqualizedConv2d, EqualizedLinear, Generator, PixelNorm,
                                    fade_reals, phase_at)
 from gan_lab.train import setup
 from gan_lab.tricks.drift import Drift
 from gan_lab.tricks.gradient_penalty import GradientPenalty
-from tests.conftest import TINY, compose_train
+from tests.conftest import TINY, compose_train, flat_model
 from tests.test_resume import stop_and_resume
 
 NARROW = ["model.generator.width=8", "model.discriminator.width=8", "dataset.count=64"]
@@ -187,10 +186,9 @@ def test_each_new_stage_starts_with_fresh_adam_moments():
     # stage boundaries of stabilize 2 / fade 2: step 3 (fade in 8x8) and step 5 (train at 8x8)
     cfg = compose_train([*TINY, *NARROW, "model=progan", "model.stabilize_steps=2", "model.fade_steps=2"])
     state, data, hw = setup(cfg)
-    sampler = BatchSampler(len(data), 8, 0)
     counts = []
     for _ in range(5):
-        train_step(state, data, sampler, hw, cfg.train)
+        train_step(state, data, hw, cfg, FiniteGuard())
         counts.append(int(next(iter(state.optimizers["G"].state.values()))["step"]))
     assert counts == [1, 2, 1, 2, 1]
 
@@ -199,7 +197,7 @@ def test_stop_mid_fade_and_resume_equals_uninterrupted(tmp_path):
     # step 1 at 4x4, steps 2-5 fade in 8x8 (alpha 0, .25, .5, .75), step 6 at 8x8: the stop after step 3 is mid-fade
     a, _ = stop_and_resume(tmp_path, [*TINY, *NARROW, "model=progan", "model.stabilize_steps=1",
                                       "model.fade_steps=4", "tricks=[ema]"])
-    assert a["model"]["G.level"] == 1 and a["model"]["G.alpha"] == 1.0
+    assert flat_model(a)["G.level"] == 1 and flat_model(a)["G.alpha"] == 1.0
     # eval/sample of the mid-fade checkpoint generate at its phase (EMA included)
     stopped = restore(tmp_path / "part" / "checkpoints" / "step_0000003.pt", torch.device("cpu"))
     assert stopped.generator is not stopped.task.G and stopped.generator.phase() == stopped.task.D.phase() == (1, 0.25)
@@ -217,5 +215,5 @@ def test_cli_run_grows_through_every_resolution(tmp_path):
     for size in (8, 16, 32):
         assert f"fading in {size}x{size}" in log and f"training at {size}x{size}" in log
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
-    assert state["step"] == 7 and state["model"]["G.level"] == state["model"]["D.level"] == 3
+    assert state["step"] == 7 and flat_model(state)["G.level"] == flat_model(state)["D.level"] == 3
     assert state["last_losses"]["progan/resolution"] == 32 and "penalty/drift" in state["last_losses"]

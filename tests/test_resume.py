@@ -8,7 +8,7 @@ import torch
 from gan_lab.engine import checkpoint
 from gan_lab.errors import CheckpointError, ConfigError
 from gan_lab.train import run
-from tests.conftest import TINY, compose_train
+from tests.conftest import TINY, compose_train, flat_model
 
 STEPS = ["train.log_every=1", "train.sample_every=3", "train.ckpt_every=3"]
 
@@ -37,8 +37,8 @@ def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6) ->
     assert _losses(part) == logged
     a, b = checkpoint.load(full / "checkpoints" / "last.pt"), checkpoint.load(part / "checkpoints" / "last.pt")
     assert a["step"] == b["step"] == steps
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
+    for key, value in flat_model(a).items():
+        assert torch.equal(value, flat_model(b)[key]), key
     return a, b
 
 
@@ -66,3 +66,14 @@ def test_new_run_refuses_an_existing_run_dir(tmp_path):
     run(compose_train([*TINY, "train.steps=2", "dataset.count=32"]), tmp_path)
     with pytest.raises(ConfigError, match="already holds a run"):
         run(compose_train([*TINY, "train.steps=2", "dataset.count=32"]), tmp_path)
+
+
+def test_extending_a_run_keeps_the_learning_rate_continuous(tmp_path):
+    """A LinearDecay run that reached lr 0 and is extended stays at 0: the horizon is stored, not re-read
+    from train.steps (before, the rate jumped back up to a fraction of the base rate)."""
+    decay = ["schedule._target_=gan_lab.engine.schedules.LinearDecay", "+schedule.start=0.5", "train.log_every=1"]
+    run(compose_train([*TINY, *decay, "dataset.count=64", "train.steps=4"]), tmp_path)
+    more = [f"resume={tmp_path}", "train.steps=6"]
+    run(compose_train([*TINY, *decay, "dataset.count=64", *more]), tmp_path, overrides=more)
+    lrs = [value / 2e-4 for _, value in _losses(tmp_path)["lr/G"]]
+    assert lrs == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0, 0.0], abs=1e-6)

@@ -17,7 +17,7 @@ from gan_lab.models.blocks import SelfAttention
 from gan_lab.models.noise import NoiseToImage
 from gan_lab.train import setup
 from gan_lab.tricks.spectral_norm import SpectralNorm
-from tests.conftest import TINY, compose_train
+from tests.conftest import TINY, compose_train, flat_model
 from tests.test_resume import stop_and_resume
 
 # width 8: 8 channels at the attention blocks (1 query/key channel), the smallest the block takes
@@ -141,11 +141,11 @@ def test_spectral_norm_refuses_a_network_without_convolutions_or_linear_layers()
 
 def test_sagan_with_ema_resumes_exactly_and_restores(tmp_path):
     a, b = stop_and_resume(tmp_path, [*SAGAN, "tricks=[ema]"])
-    assert any(k.endswith("parametrizations.weight.0._u") for k in a["model"])  # the power iteration's state
-    ema = a["tricks"]["ema"]["generator"]
+    assert any(k.endswith("parametrizations.weight.0._u") for k in flat_model(a))  # the power iteration's state
+    ema = a["models"]["G_ema"]
     for key, value in ema.items():  # the EMA copy of G is normalised too, with its own u, v
-        assert torch.equal(value, b["tricks"]["ema"]["generator"][key]), key
-    assert ema.keys() == {k[2:] for k in a["model"] if k.startswith("G.")}
+        assert torch.equal(value, b["models"]["G_ema"][key]), key
+    assert ema.keys() == {k[2:] for k in flat_model(a) if k.startswith("G.")}
 
     restored = restore(tmp_path / "full", torch.device("cpu"))  # gan-lab eval / sample: normalised again before loading
     assert all(parametrize.is_parametrized(m, "weight") for m in _layers(restored.generator))

@@ -19,7 +19,7 @@ from gan_lab.losses.adversarial import NonSaturating
 from gan_lab.models import dcgan
 from gan_lab.models.ssgan import Discriminator, MLPDiscriminator, SemiSupervisedTask, real_fake_logit
 from gan_lab.train import run
-from tests.conftest import TINY, compose_train, require_data
+from tests.conftest import TINY, compose_train, require_data, flat_model
 from tests.test_resume import stop_and_resume
 
 # 4 shape classes; 20 labelled examples (5 per class) and batches of 8, so a new permutation of the
@@ -97,9 +97,9 @@ def test_labelled_subset_is_balanced_deterministic_and_in_the_checkpoint(tmp_pat
 
     run(compose_train([*SMALL, "train.steps=2"]), tmp_path)
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
-    assert torch.equal(state["model"]["labelled_real"], a.labelled_real)
-    assert torch.equal(state["model"]["labelled_label"], a.labelled_label)
-    assert {"labelled_order", "labelled_position"} <= set(state["model"])
+    assert torch.equal(flat_model(state)["labelled_real"], a.labelled_real)
+    assert torch.equal(flat_model(state)["labelled_label"], a.labelled_label)
+    assert {"labelled_order", "labelled_position"} <= set(flat_model(state))
     assert torch.equal(restore(tmp_path, torch.device("cpu")).task.labelled_real, a.labelled_real)
 
 

@@ -8,7 +8,7 @@ import torch
 from gan_lab.engine import checkpoint
 from gan_lab.errors import ConfigError, NonFiniteLossError
 from gan_lab.train import run
-from tests.conftest import REPO, TINY, compose_train
+from tests.conftest import REPO, TINY, compose_train, flat_model
 
 MODELS = sorted(p.stem for p in (REPO / "configs" / "model").glob("*.yaml"))
 
@@ -19,7 +19,7 @@ def test_model_trains_on_its_default_dataset(tmp_path, model):
     assert torch.isfinite(torch.tensor(loss_g))
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
     assert state["step"] == 4 and state["config"]["train"]["steps"] == 4
-    assert sorted(p.name for p in (tmp_path / "samples").glob("*.png")) == ["step_0000002.png", "step_0000004.png"]
+    assert sorted(p.name for p in (tmp_path / "samples").glob("*.png")) == ["fixed_0000002.png", "fixed_0000004.png"]
     assert (tmp_path / "config.yaml").exists()
 
 
@@ -28,7 +28,7 @@ def test_training_changes_the_weights(tmp_path):
     run(cfg, tmp_path)
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
     first = checkpoint.load(tmp_path / "checkpoints" / "step_0000002.pt")
-    changed = [k for k, v in state["model"].items() if v.dtype.is_floating_point and not torch.equal(v, first["model"][k])]
+    changed = [k for k, v in flat_model(state).items() if v.dtype.is_floating_point and not torch.equal(v, flat_model(first)[k])]
     assert any(k.startswith("G.") for k in changed) and any(k.startswith("D.") for k in changed)
 
 
@@ -48,7 +48,7 @@ def test_tensorboard_has_scalars_and_images(tmp_path):
 def test_ema_generator_is_checkpointed(tmp_path):
     run(compose_train([*TINY, "dataset.count=64", "tricks=[ema]"]), tmp_path)
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
-    ema, live = state["tricks"]["ema"]["generator"], {k[2:]: v for k, v in state["model"].items() if k.startswith("G.")}
+    ema, live = state["models"]["G_ema"], {k[2:]: v for k, v in flat_model(state).items() if k.startswith("G.")}
     assert ema.keys() == live.keys()
     weights = [k for k in ema if k.endswith("weight")]
     assert any(not torch.equal(ema[k], live[k]) for k in weights), "EMA weights must lag the live ones"
@@ -71,7 +71,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
         run(cfg, tmp_path)
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
     assert state["step"] == 2
-    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.dtype.is_floating_point)
+    assert all(torch.isfinite(v).all() for v in flat_model(state).values() if v.dtype.is_floating_point)
 
 
 @pytest.mark.parametrize("override, key", [
@@ -100,7 +100,7 @@ def test_toy2d_runs_draw_scatter_plots(tmp_path):
     from PIL import Image
 
     run(compose_train([*TINY, "model=gan", "dataset=toy2d", "dataset.count=256"]), tmp_path)
-    image = torch.from_numpy(__import__("numpy").array(Image.open(tmp_path / "samples" / "step_0000004.png")))
+    image = torch.from_numpy(__import__("numpy").array(Image.open(tmp_path / "samples" / "fixed_0000004.png")))
     assert image.shape == (256, 256, 3)
     blue = (image[..., 2] > 150) & (image[..., 0] < 100)  # generated points
     grey = (image[..., 0] == image[..., 2]) & (image[..., 0] > 150) & (image[..., 0] < 200)  # the real ring

@@ -15,7 +15,7 @@ from gan_lab.losses.adversarial import NonSaturating
 from gan_lab.train import run, setup
 from gan_lab.tricks.feature_matching import FeatureMatching
 from gan_lab.tricks.minibatch import MinibatchDiscrimination, MinibatchDiscriminationLayer, MinibatchStddevTrick
-from tests.conftest import TINY, compose_train
+from tests.conftest import TINY, compose_train, flat_model
 
 
 def dcgan_task(seed=0):
@@ -46,10 +46,10 @@ def test_feature_matching_replaces_the_generator_loss_in_training(tmp_path):
     state, data, _ = setup(cfg)
     batch = data.batch(torch.arange(8))
     task = state.task
-    task.d_loss(batch)
-    fake = task._last[1]  # the sample G's step reuses
+    carry = task.d_loss(batch).carry
+    fake = carry[1]  # the sample G's step reuses
     task.D.requires_grad_(False)
-    out = task.g_loss(batch)
+    out = task.g_loss(batch, carry)
     expected = (task.D.features(batch["real"]).mean(0) - task.D.features(fake).mean(0)).square().sum()
     torch.testing.assert_close(out.loss, expected)
     assert not torch.allclose(out.loss, task.loss.g_loss(task.D(fake)))
@@ -122,7 +122,8 @@ def test_minibatch_tricks_combine_train_and_restore(tmp_path):
     restored = restore(tmp_path / "run", torch.device("cpu"))  # eval/sample rebuild the widened D
     layers = [type(m).__name__ for m in restored.task.D.head]
     assert layers == ["MinibatchDiscriminationLayer", "MinibatchStddev", "Linear"]
-    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    state = flat_model(state)
     assert torch.equal(restored.task.D.head[0].T, state["D.head.0.T"])
 
 

@@ -16,13 +16,14 @@ from gan_lab.engine.restore import restore
 from gan_lab.errors import ConfigError
 from gan_lab.losses.adversarial import Hinge, NonSaturating, Wasserstein
 from gan_lab.models import dcgan
-from gan_lab.models.noise import CriticPass, NoiseToImage
+from gan_lab.models.noise import NoiseToImage
+from gan_lab.models.terms import CriticPass
 from gan_lab.train import run, setup
 from gan_lab.tricks.historical_averaging import HistoricalAveraging
 from gan_lab.tricks.instance_noise import InstanceNoise
 from gan_lab.tricks.label_smoothing import LabelSmoothing
 from gan_lab.tricks.virtual_batchnorm import ReferenceBatchGenerator, VirtualBatchNorm, VirtualBatchNormTrick
-from tests.conftest import TINY, compose_train
+from tests.conftest import TINY, compose_train, flat_model
 from tests.test_resume import stop_and_resume
 
 SMALL = ["dataset.count=64", "model.generator.width=4", "model.discriminator.width=4"]
@@ -99,10 +100,10 @@ def test_vbn_reference_is_restored_with_the_ema_generator(tmp_path):
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
     torch.manual_seed(123)  # restore's modify draws another reference, which the checkpoint's replaces
     restored = restore(tmp_path, torch.device("cpu"))
-    assert torch.equal(restored.task.G.reference_0, state["model"]["G.reference_0"])
+    assert torch.equal(restored.task.G.reference_0, flat_model(state)["G.reference_0"])
     G = restored.generator
     assert G is not restored.task.G and isinstance(G, ReferenceBatchGenerator)
-    assert torch.equal(G.reference_0, state["tricks"]["ema"]["generator"]["reference_0"])
+    assert torch.equal(G.reference_0, state["models"]["G_ema"]["reference_0"])
     z = torch.randn(3, G.z_dim)
     torch.testing.assert_close(G(z)[1:2], G(z[1:2]))
 
@@ -122,7 +123,7 @@ def test_historical_averaging_is_zero_at_the_first_step_and_the_distance_to_the_
         with torch.no_grad():
             for p in t.D.parameters():
                 p.add_(delta)
-        ha.after_d_step(t)
+        ha.after_phase(t, "D", 1)
         snapshots.append([p.detach().clone() for p in t.D.parameters()])
     mean = [torch.stack(s).mean(0) for s in zip(*snapshots)]
     expected = 2.0 * sum((p - m).square().sum() for p, m in zip(t.D.parameters(), mean))
@@ -152,7 +153,7 @@ def test_historical_averaging_state_survives_a_checkpoint(tmp_path):
         with torch.no_grad():
             for p in t.D.parameters():
                 p.mul_(1.1)
-        ha.after_d_step(t)
+        ha.after_phase(t, "D", 1)
     torch.save(ha.state_dict(), tmp_path / "ha.pt")
     resumed = HistoricalAveraging()
     resumed.setup(task())
@@ -161,7 +162,7 @@ def test_historical_averaging_state_survives_a_checkpoint(tmp_path):
         with torch.no_grad():
             for p in t.D.parameters():
                 p.add_(0.01)
-        trick.after_d_step(t)
+        trick.after_phase(t, "D", 1)
         with torch.no_grad():
             for p in t.D.parameters():
                 p.sub_(0.01)
@@ -208,10 +209,8 @@ def test_label_smoothing_refuses_loss_wasserstein_from_the_config():
 def test_instance_noise_std_anneals_linearly_to_zero():
     noise = InstanceNoise(std=0.1, anneal_steps=10)
     assert [noise.std_at(s) for s in (0, 5, 10, 20)] == pytest.approx([0.1, 0.05, 0.0, 0.0])
-    t = task()
-    for _ in range(4):
-        noise.after_g_step(t)
-    assert noise.step == 4 and noise.state_dict() == {"step": 4}
+    noise.begin_step(task(), 5)  # the level of step 5 is that after 4 steps: a function of the step, no state
+    assert noise.step == 4 and noise.state_dict() == {}
     with pytest.raises(ValueError, match="tricks.instance_noise.anneal_steps"):
         InstanceNoise(anneal_steps=0)
 
@@ -223,16 +222,17 @@ def test_instance_noise_reaches_every_discriminator_input_until_annealed():
     seen = []
     t.D.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
     batch = real_batch()
-    t.d_loss(batch)
-    fake = t._last[1].detach()
-    t.g_loss(batch)
+    noise.begin_step(t, 1)
+    carry = t.d_loss(batch).carry
+    fake = carry[1].detach()
+    t.g_loss(batch, carry)
     assert len(seen) == 3  # real and fake in D's step, fake in G's step
     for x, clean in zip(seen, (batch["real"], fake, fake)):
         assert (x - clean).std().item() == pytest.approx(0.1, rel=0.05)
-    noise.load_state_dict({"step": 4})  # annealed: D sees the clean samples
+    noise.begin_step(t, 5)  # annealed after 4 steps: D sees the clean samples
     seen.clear()
-    t.d_loss(batch)
-    assert torch.equal(seen[0], batch["real"]) and torch.equal(seen[1], t._last[1].detach())
+    carry = t.d_loss(batch).carry
+    assert torch.equal(seen[0], batch["real"]) and torch.equal(seen[1], carry[1].detach())
 
 
 # ---------------------------------------------------------------- training with the tricks
@@ -244,14 +244,14 @@ def test_label_smoothing_and_instance_noise_train_dcgan(tmp_path):
     loss_g = run(cfg, tmp_path)
     assert math.isfinite(loss_g)
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
-    assert state["tricks"]["instance_noise"] == {"step": 4} and state["tricks"]["label_smoothing"] == {}
+    assert state["tricks"]["instance_noise"] == {} and state["tricks"]["label_smoothing"] == {}
 
 
 def test_stop_and_resume_equals_uninterrupted(tmp_path):
     """Instance noise's step, historical averages and VBN's reference continue exactly after a resume."""
     a, b = stop_and_resume(tmp_path, [*TINY, *SMALL, "tricks=[instance_noise,historical_averaging,virtual_batchnorm,ema]",
                                       "tricks.instance_noise.anneal_steps=5", "tricks.virtual_batchnorm.reference_size=4"])
-    assert a["tricks"]["instance_noise"] == b["tricks"]["instance_noise"] == {"step": 6}
+    assert a["tricks"]["instance_noise"] == b["tricks"]["instance_noise"] == {}  # its level is a function of the step
     for net in ("G", "D"):
         ha_a, ha_b = a["tricks"]["historical_averaging"][net], b["tricks"]["historical_averaging"][net]
         assert ha_a["count"] == ha_b["count"] > 1

@@ -2,9 +2,14 @@
 
 Every dataset gan-lab trains on is small enough to decode once into tensors
 (uint8 images, float points, int64 labels), which removes per-image Python work
-from the training loop. Batches are drawn by index from a permutation that is a
-pure function of ``(seed, epoch)``, so the data order after a resume is exactly
-the order of an uninterrupted run: the only state is the number of batches drawn.
+from the training loop. A dataset owns its batching: ``batch_at(k, batch_size, seed)``
+is batch ``k`` of a run, a pure function of its arguments (augmentation included,
+drawn from a generator seeded by ``(seed, k)``), so the data order after a resume is
+exactly the order of an uninterrupted run and no other random draw can change it.
+
+The contract the engine and the tasks rely on: ``kind`` (an open string a task lists in
+``data_kinds``), ``len(data)`` (examples per epoch), ``batch_at``, ``examples(n)`` (the first
+``n`` examples without augmentation: the fixed inputs of sample grids), ``to(device)``.
 """
 
 from __future__ import annotations
@@ -13,9 +18,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-KINDS = ("image", "points", "paired")
-
 
 class TensorDataset:
     """Decoded samples of one split, held as tensors.
@@ -32,13 +34,12 @@ class TensorDataset:
     kind: str = "image"
 
     def __init__(self, tensors: dict[str, torch.Tensor], num_classes: int | None = None):
-        if self.kind not in KINDS:
-            raise ValueError(f"dataset kind must be one of {KINDS}, got {self.kind!r}")
         sizes = {k: len(v) for k, v in tensors.items()}
         if len(set(sizes.values())) != 1:
             raise ValueError(f"dataset tensors differ in length: {sizes}")
         self.tensors = tensors
         self.num_classes = num_classes
+        self._sampler: BatchSampler | None = None
 
     def __len__(self) -> int:
         return len(next(iter(self.tensors.values())))
@@ -52,8 +53,20 @@ class TensorDataset:
     def device(self) -> torch.device:
         return next(iter(self.tensors.values())).device
 
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Gather samples; uint8 images become float in [-1, 1]."""
+    def batch_at(self, k: int, batch_size: int, seed: int) -> dict[str, torch.Tensor]:
+        """Batch ``k`` of a run: an epoch-wise permutation seeded by ``(seed, epoch)``."""
+        sampler = self._sampler
+        if sampler is None or (sampler.batch_size, sampler.seed) != (batch_size, seed):
+            sampler = self._sampler = BatchSampler(len(self), batch_size, seed)
+        return self.batch(sampler.indices(k), augment=torch.Generator().manual_seed(seed * 1_000_003 + k))
+
+    def examples(self, n: int) -> dict[str, torch.Tensor]:
+        """The first ``n`` examples, not augmented."""
+        return self.batch(torch.arange(min(n, len(self))))
+
+    def batch(self, index: torch.Tensor, augment: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Gather samples; uint8 images become float in [-1, 1]. ``augment``: the generator of a
+        dataset's random augmentation (None: no augmentation)."""
         index = index.to(self.device)
         out = {}
         for key, value in self.tensors.items():

@@ -65,6 +65,50 @@ def _decode_all(fn, paths: list[Path]) -> list:
         return list(pool.map(fn, paths))
 
 
+def check_jitter(image_size, load_size, flip) -> tuple[int, int]:
+    """Checked ``(image_size, load_size)`` of a random-crop-and-flip set; errors name ``dataset.<key>``."""
+    check_bool("flip", flip)
+    check_int("image_size", image_size)
+    check_int("load_size", load_size)
+    if load_size < image_size:
+        raise ValueError(f"dataset.load_size ({load_size}) must be >= dataset.image_size ({image_size}), "
+                         f"the random crop is taken from the loaded image")
+    return image_size, load_size
+
+
+def random_crop_flip(images: dict[str, torch.Tensor], image_size: int, flip: bool,
+                     generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """pix2pix jitter: one random ``image_size`` crop (and, with ``flip``, a coin-flip horizontal flip)
+    per sample, the same for every tensor of ``images`` (each (n, C, L, L), any dtype, L >= image_size).
+
+    ``generator``: the source of the draws; None draws from the global CPU RNG.
+    """
+    first = next(iter(images.values()))
+    n, size, room = len(first), image_size, first.shape[-1] - image_size
+    if room == 0 and not flip:
+        return images
+    top = torch.randint(room + 1, (n,), generator=generator)
+    left = torch.randint(room + 1, (n,), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
+    steps = torch.arange(size)
+    rows = top[:, None] + steps                                         # (n, size)
+    cols = left[:, None] + torch.where(flips[:, None], size - 1 - steps, steps)
+    device = first.device
+    samples = torch.arange(n, device=device)[:, None, None]
+    rows, cols = rows.to(device)[:, :, None], cols.to(device)[:, None, :]
+    # Advanced indexing around the channel slice gives (n, size, size, C).
+    return {k: v[samples, :, rows, cols].permute(0, 3, 1, 2).contiguous() for k, v in images.items()}
+
+
+def center_crop(images: dict[str, torch.Tensor], image_size: int) -> dict[str, torch.Tensor]:
+    """The centre ``image_size`` crop of every tensor of ``images`` (each (n, C, L, L))."""
+    out = {}
+    for key, value in images.items():
+        start = (value.shape[-1] - image_size) // 2
+        out[key] = value[..., start:start + image_size, start:start + image_size].contiguous()
+    return out
+
+
 class ImageFolder(TensorDataset):
     """All images under ``path`` (recursive), as ``real`` uint8 (N, channels, image_size, image_size).
 
@@ -122,12 +166,7 @@ class PairedFolder(TensorDataset):
     def __init__(self, path, split: str = "train", direction: str = "AtoB", image_size: int = 256,
                  load_size: int = 286, flip: bool = True, channels: int = 3):
         check_choice("direction", direction, ("AtoB", "BtoA"))
-        check_bool("flip", flip)
-        self.image_size = check_int("image_size", image_size)
-        self.load_size = check_int("load_size", load_size)
-        if load_size < image_size:
-            raise ValueError(f"dataset.load_size ({load_size}) must be >= dataset.image_size ({image_size}), "
-                             f"the random crop is taken from the loaded image")
+        self.image_size, self.load_size = check_jitter(image_size, load_size, flip)
         self.channels = check_channels(channels)
         self.path, self.split, self.direction, self.flip = absolute_root(path), split, direction, flip
         folder = self.path / split
@@ -144,24 +183,11 @@ class PairedFolder(TensorDataset):
         source, target = (a, b) if direction == "AtoB" else (b, a)
         super().__init__({"input": source, "target": target})
 
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Base batch, then one random crop and flip per sample, shared by input and target.
-
-        The draws use the global CPU RNG (checkpointed by the engine), so the jitter
-        is resumable and the same on every device.
-        """
+    def batch(self, index: torch.Tensor, augment: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Base batch, then one random crop and flip per sample, shared by input and target, drawn from
+        ``augment`` (``batch_at``'s generator of batch k: the jitter is a function of the step and of
+        nothing else, the same on every device); without it the centre crop (evaluation, sample grids)."""
         out = super().batch(index)
-        if self.load_size == self.image_size and not self.flip:
-            return out
-        n, size, room = len(index), self.image_size, self.load_size - self.image_size
-        top = torch.randint(room + 1, (n,))
-        left = torch.randint(room + 1, (n,))
-        flip = torch.rand(n) < 0.5 if self.flip else torch.zeros(n, dtype=torch.bool)
-        steps = torch.arange(size)
-        rows = top[:, None] + steps                                     # (n, size)
-        cols = left[:, None] + torch.where(flip[:, None], size - 1 - steps, steps)
-        device = self.device
-        samples = torch.arange(n, device=device)[:, None, None]
-        rows, cols = rows.to(device)[:, :, None], cols.to(device)[:, None, :]
-        # Advanced indexing around the channel slice gives (n, size, size, C).
-        return {k: v[samples, :, rows, cols].permute(0, 3, 1, 2).contiguous() for k, v in out.items()}
+        if augment is None:
+            return center_crop(out, self.image_size)
+        return random_crop_flip(out, self.image_size, self.flip, augment)

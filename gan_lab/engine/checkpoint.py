@@ -18,8 +18,8 @@ import torch
 
 from gan_lab.errors import CheckpointError
 
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("format_version", "config", "step", "model")
+FORMAT_VERSION = 2  # 2: players and G_ema under "models", the task's own state under "task"
+REQUIRED_KEYS = ("format_version", "config", "step", "models", "task")
 
 
 def save(state: dict, path: Path) -> None:
@@ -80,10 +80,10 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(f"checkpoint {p} is corrupt or truncated ({type(err).__name__}: "
                               f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
+    if isinstance(state, dict) and state.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+        raise CheckpointError(f"{p} has checkpoint format {state['format_version']}, this gan-lab reads {FORMAT_VERSION}")
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise CheckpointError(f"{p} is not a gan-lab checkpoint (missing {', '.join(REQUIRED_KEYS)})")
-    if state["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(f"{p} has checkpoint format {state['format_version']}, this gan-lab reads {FORMAT_VERSION}")
     return state
 
 

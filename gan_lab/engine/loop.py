@@ -1,9 +1,11 @@
 """The one training loop, for every model family.
 
-Each generator step is ``n_critic`` discriminator steps on fresh batches, then
-one generator step on the last batch. The engine alone owns ``zero_grad``,
-``backward``, gradient scaling, clipping and stepping; a task only computes
-losses (``gan_lab.models.base``). Cadences are step-based.
+Each step runs the task's phases (``task.phases(step)``, ``gan_lab.models.base.Phase``):
+by default ``n_critic`` discriminator steps on fresh batches, then one generator step
+on the last one. During a phase every other player is frozen, as in stylegan2-ada's
+phase loop. The engine alone owns ``zero_grad``, ``backward``, gradient scaling,
+clipping and stepping; a task only computes losses. Losses stay on the device:
+their finiteness is checked at the log cadence and before every checkpoint.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from gan_lab.data.base import BatchSampler, TensorDataset
 from gan_lab.engine import checkpoint
+from gan_lab.engine.inference import inference
 from gan_lab.engine.precision import Hardware
 from gan_lab.engine.recorder import Recorder
 from gan_lab.engine.signals import StopFlag
@@ -46,133 +48,147 @@ class RunIO:
         return self.run_dir / "checkpoints"
 
 
-def train_loop(state: TrainState, data: TensorDataset, cfg: DictConfig, hw: Hardware, io: RunIO) -> str:
+class FiniteGuard:
+    """Collects each phase's loss on the device; :meth:`check` (one sync) raises naming the first
+    non-finite one and its step. Checked at the log cadence and before anything is written."""
+
+    def __init__(self):
+        self.pending: list[tuple[int, str, torch.Tensor]] = []
+
+    def add(self, loss: torch.Tensor, name: str, step: int) -> None:
+        self.pending.append((step, name, loss.detach().float()))
+
+    def check(self, ckpt_dir: Path) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        bad = (~torch.isfinite(torch.stack([value for *_, value in pending]))).nonzero()
+        if len(bad) == 0:
+            return
+        step, name, value = pending[int(bad[0])]
+        last = ckpt_dir / "last.pt"
+        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+        raise NonFiniteLossError(
+            f"{name} is {float(value)} at step {step}; training stopped and {kept}. Lower the learning rates "
+            f"(optim.<player>.lr), clip gradients (train.clip_grad.<player>=...), or use hardware.precision=fp32.")
+
+
+def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO) -> str:
     """Train until ``cfg.train.steps`` or a stop signal; returns why it ended ("done" or the signal)."""
     tc = cfg.train
-    sampler = BatchSampler(len(data), tc.batch_size, cfg.seed)
-    images_per_step = tc.batch_size * tc.n_critic
+    guard = FiniteGuard()
     pending: list[dict] = []  # per-step stats, converted to floats only at log steps (one sync)
-    with ProgressReport(tc.steps, state.step, images_per_step, tc.log_every, tc.progress.value) as progress:
+    with ProgressReport(tc.steps, state.step, state.batches * tc.batch_size, tc.log_every,
+                        tc.progress.value) as progress:
         while state.step < tc.steps and not io.stop.requested:
             t0 = time.perf_counter()
-            try:
-                stats = train_step(state, data, sampler, hw, tc)
-            except NonFiniteLossError as err:
-                last = io.ckpt_dir / "last.pt"
-                kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-                raise NonFiniteLossError(
-                    f"{err}; training stopped and {kept}. Lower the learning rates (optim.G.lr, optim.D.lr), "
-                    f"clip gradients (train.clip_grad_D=...), or use hardware.precision=fp32.") from None
+            stats = train_step(state, data, hw, cfg, guard)
             step = state.step
             state.elapsed += time.perf_counter() - t0
             pending.append(stats)
             logged = step % tc.log_every == 0 or step == tc.steps
             if logged:
+                guard.check(io.ckpt_dir)
                 state.last_losses = _mean_stats(pending)
                 pending.clear()
-            # the losses were synced by the finiteness checks, so reading them costs nothing
-            progress.update(step, {k: float(stats[k]) for k in ("loss/G", "loss/D")}, state.last_losses)
+            progress.update(step, state.batches * tc.batch_size, state.last_losses if logged else None)
             if logged:
                 lrs = {f"lr/{n}": o.param_groups[0]["lr"] for n, o in state.optimizers.items()}
                 io.recorder.scalars(step, {**state.last_losses, **lrs, "perf/images_per_sec": progress.window_rate})
             if step % tc.sample_every == 0:
-                render_samples(state, data, io.recorder)
+                render_samples(state, io.recorder)
             if io.evaluate is not None and step % cfg.eval.every == 0:  # before the checkpoint, which
-                evaluate(state, io)                                       # then holds the best value
+                guard.check(io.ckpt_dir)                                  # then holds the best value
+                evaluate(state, io)
             if step % tc.ckpt_every == 0:
+                guard.check(io.ckpt_dir)
                 save_checkpoint(state, io, cfg)
 
     # -- end of run or stop signal: always leave a checkpoint of the last step --
+    guard.check(io.ckpt_dir)
     if pending:
         state.last_losses = _mean_stats(pending)
     if state.step % tc.sample_every:
-        render_samples(state, data, io.recorder)
+        render_samples(state, io.recorder)
     if state.step % tc.ckpt_every:
         save_checkpoint(state, io, cfg)
     io.recorder.flush()
     return io.stop.requested or "done"
 
 
-def train_step(state: TrainState, data: TensorDataset, sampler: BatchSampler, hw: Hardware,
-               tc: DictConfig) -> dict:
-    """One generator step: ``n_critic`` discriminator steps on fresh batches, then G on the last one.
+def train_step(state: TrainState, data, hw: Hardware, cfg: DictConfig, guard: FiniteGuard) -> dict:
+    """One step: the task's phases in order, each player trained while the others are frozen.
 
-    Returns the step's statistics as tensors (no device sync beyond the finiteness checks)."""
-    task = state.task
+    Returns the step's statistics as tensors (no device sync)."""
+    task, tc = state.task, cfg.train
     step = state.step + 1
     if task.begin_step(step):  # a new stage of a growing model: fresh optimizer moments
         for opt in state.optimizers.values():
             opt.state.clear()
-
-    # -- discriminator phase --
-    task.D.requires_grad_(True)
-    for _ in range(tc.n_critic):
-        batch = hw.batch(data.batch(sampler.indices(state.batches)))
-        state.batches += 1
-        with hw.autocast():
-            out_d = task.d_loss(batch)
-        _check_finite(out_d.loss, "loss/D", step)
-        _optimizer_step(out_d.loss, state, "D", tc.clip_grad_D)
-        task.after_d_step()
-        for trick in state.tricks.values():  # hooks of gan_lab.tricks (WGAN weight clipping, ...)
-            trick.after_d_step(task)
-
-    # -- generator phase: D is frozen so no gradient is computed for its weights --
-    task.D.requires_grad_(False)
-    with hw.autocast():
-        out_g = task.g_loss(batch)
-    _check_finite(out_g.loss, "loss/G", step)
-    _optimizer_step(out_g.loss, state, "G", tc.clip_grad_G)
     for trick in state.tricks.values():
-        trick.after_g_step(task)
+        trick.begin_step(task, step)
+    players = task.players()
+    stats, batch, carry = {}, None, None
+    for phase in task.phases(step, tc.n_critic):
+        if step % phase.interval:
+            continue
+        for repeat in range(phase.repeats):
+            if phase.fresh_batch or batch is None:
+                batch = hw.batch(data.batch_at(state.batches, tc.batch_size, cfg.seed))
+                state.batches += 1
+            # -- freeze every other player; the last repeat keeps the graph it hands off --
+            keep = phase.hand_off if repeat == phase.repeats - 1 else None
+            for name, net in players.items():
+                net.requires_grad_(name in (phase.player, keep))
+            with hw.autocast():
+                out = phase.loss(batch, carry)
+            guard.add(out.loss, f"loss/{phase.player}", step)
+            _optimizer_step(out.loss, state, phase.player, tc.clip_grad.get(phase.player))
+            for trick in state.tricks.values():  # hooks of gan_lab.tricks (weight clipping, EMA, ...)
+                trick.after_phase(task, phase.player, step)
+        carry = out.carry
+        stats.update(out.stats)
+    for net in players.values():
+        net.requires_grad_(True)
     for sched in state.schedulers.values():
         sched.step()
-    state.step, state.images_seen = step, state.images_seen + tc.batch_size * tc.n_critic
-    return {**out_d.stats, **out_g.stats}
+    task.end_step(step, stats)
+    state.step = step
+    return stats
 
 
-def _optimizer_step(loss: torch.Tensor, state: TrainState, net: str, clip: float | None) -> None:
-    opt, scaler = state.optimizers[net], state.scalers[net]
+def _optimizer_step(loss: torch.Tensor, state: TrainState, player: str, clip: float | None) -> None:
+    opt, scaler = state.optimizers[player], state.scalers[player]
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if clip is not None:
         scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(getattr(state.task, net).parameters(), clip)
+        torch.nn.utils.clip_grad_norm_(state.task.players()[player].parameters(), clip)
     scaler.step(opt)
     scaler.update()
 
 
-def _check_finite(loss: torch.Tensor, name: str, step: int) -> None:
-    """Stop before a NaN/inf reaches the weights, so the last checkpoint stays good."""
-    value = loss.item()
-    if not math.isfinite(value):
-        raise NonFiniteLossError(f"{name} is {value} at step {step}")
-
-
 def _mean_stats(pending: list[dict]) -> dict[str, float]:
-    keys = pending[-1].keys()
-    stacked = torch.stack([torch.stack([torch.as_tensor(p[k], dtype=torch.float32).detach().cpu() for k in keys])
-                           for p in pending])
-    return dict(zip(keys, stacked.mean(0).tolist()))
+    """Mean of each statistic over the steps that reported it (a lazy term reports every k steps)."""
+    sums: dict[str, list] = {}
+    for stats in pending:
+        for key, value in stats.items():
+            sums.setdefault(key, []).append(torch.as_tensor(value, dtype=torch.float32).detach())
+    keys = list(sums)
+    means = torch.stack([torch.stack(sums[k]).mean() for k in keys]).cpu().tolist()
+    return dict(zip(keys, means))
 
 
-@torch.no_grad()
-def render_samples(state: TrainState, data: TensorDataset, recorder: Recorder) -> Path:
-    """Sample grid from the fixed inputs with the EMA generator when there is one.
+def render_samples(state: TrainState, recorder: Recorder) -> list[Path]:
+    """The task's visuals of the fixed inputs, from the averaged generator when the run keeps one.
 
-    Rendering runs on a forked RNG and restores G's mode, so taking samples
+    :func:`inference` forks the RNG and restores every module's mode, so taking samples
     never changes the training trajectory (exact resume depends on it)."""
     task = state.task
-    ema = state.tricks.get("ema")
-    G = ema.module if ema is not None else task.G
-    was_training = G.training
-    devices = [task.device] if task.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        samples, nrow = task.render(state.fixed, G)
-    G.train(was_training)
-    if data.kind == "points":
-        return recorder.points(state.step, samples, data.tensors["real"][:4096])
-    return recorder.images(state.step, samples, nrow)
+    G = task.sampling_generator()
+    with inference(G, task.device):
+        visuals = task.visuals(state.fixed, G)
+    return [recorder.visual(state.step, name, visual) for name, visual in visuals.items()]
 
 
 def evaluate(state: TrainState, io: RunIO) -> None:

@@ -22,6 +22,25 @@ def resolve_device(hw: DictConfig) -> torch.device:
     return device
 
 
+@contextlib.contextmanager
+def process_flags(hw: DictConfig, device: torch.device):
+    """Process-wide torch settings of a run (flush-denormal on CPU; TF32 and cudnn autotuning on
+    CUDA), set once by each app around its work and restored after, so nothing leaks into tests
+    or into another app in the same process."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
+    try:
+        if device.type == "cpu":
+            torch.set_flush_denormal(bool(hw.flush_denormal))
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = bool(hw.tf32)
+            torch.backends.cudnn.allow_tf32 = bool(hw.tf32)
+            torch.backends.cudnn.benchmark = True
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = saved
+
+
 class Hardware:
     """Autocast context and per-network gradient scalers for one run.
 
@@ -35,14 +54,11 @@ class Hardware:
             raise ConfigError("hardware.precision=fp16 needs CUDA; on CPU use hardware.precision=bf16")
         self.device = device
         self.channels_last = bool(hw.channels_last)
+
+    def scalers(self, players) -> dict[str, torch.amp.GradScaler]:
+        """One scaler per player (their losses have different scales); disabled unless fp16."""
         fp16 = self.dtype is torch.float16
-        self.scalers = {name: torch.amp.GradScaler(device.type, enabled=fp16) for name in ("G", "D")}
-        if device.type == "cpu":
-            torch.set_flush_denormal(bool(hw.flush_denormal))
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = bool(hw.tf32)
-            torch.backends.cudnn.allow_tf32 = bool(hw.tf32)
-            torch.backends.cudnn.benchmark = True
+        return {name: torch.amp.GradScaler(self.device.type, enabled=fp16) for name in players}
 
     def autocast(self):
         if self.dtype is None:

@@ -8,6 +8,8 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
 
+from gan_lab.models.base import Grid
+
 
 def scatter_image(fake: torch.Tensor, real: torch.Tensor, size: int = 256) -> torch.Tensor:
     """Rasterise 2-D points into an RGB image in [0, 1]: real data grey, samples blue.
@@ -29,6 +31,15 @@ def scatter_image(fake: torch.Tensor, real: torch.Tensor, size: int = 256) -> to
     return image
 
 
+MAX_PIXELS = 2**21  # a grid of at most ~1450 x 1450 pixels: readable, and a PNG of a few MB at most
+
+
+def max_rows(grid: Grid, pixels: int) -> int:
+    """Rows of ``grid`` that fit in ``pixels`` (at least one)."""
+    per_row = grid.nrow * grid.images[0].shape[-1] * grid.images[0].shape[-2]
+    return max(1, pixels // per_row)
+
+
 class Recorder:
     """Writes a run's scalars and sample grids; ``purge_step`` drops events a crashed
     session wrote after its last checkpoint, so a resumed run's curves have no duplicates."""
@@ -42,18 +53,19 @@ class Recorder:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
 
-    def images(self, step: int, images: torch.Tensor, nrow: int) -> Path:
-        """Save a grid of images in [-1, 1]; returns the PNG path."""
-        grid = make_grid(images.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1.0)
-        return self._write(step, grid)
-
-    def points(self, step: int, fake: torch.Tensor, real: torch.Tensor) -> Path:
-        return self._write(step, scatter_image(fake, real))
-
-    def _write(self, step: int, grid: torch.Tensor) -> Path:
-        path = self.samples_dir / f"step_{step:07d}.png"
-        save_image(grid, path)
-        self.writer.add_image("samples/fixed", grid, step)
+    def visual(self, step: int, name: str, visual) -> Path:
+        """Write one of a task's visuals (``gan_lab.models.base.Grid`` or ``Points``) as
+        ``samples/<name>_<step>.png`` and the TensorBoard image ``samples/<name>``."""
+        if isinstance(visual, Grid):
+            images = visual.images[:max_rows(visual, MAX_PIXELS) * visual.nrow]
+            image = make_grid(images.float().cpu(), nrow=visual.nrow, normalize=True, value_range=(-1, 1),
+                              pad_value=1.0)
+        else:
+            reference = visual.reference if visual.reference is not None else visual.points
+            image = scatter_image(visual.points, reference)
+        path = self.samples_dir / f"{name}_{step:07d}.png"
+        save_image(image, path)
+        self.writer.add_image(f"samples/{name}", image, step)
         return path
 
     def flush(self) -> None:

@@ -1,7 +1,10 @@
 """Learning-rate multipliers as pure functions of the step (nanoGPT's ``get_lr`` idea).
 
-A schedule is called as ``schedule(step, total_steps) -> factor`` and wrapped in a
-``LambdaLR``, so resuming at step N gives the same rate as never stopping.
+A schedule is built with its horizon ``total_steps`` (``${train.steps}`` when a run starts,
+stored resolved in the checkpoint) and called as ``schedule(step) -> factor`` inside a
+``LambdaLR``: resuming at step N gives the same rate as never stopping, and extending a run
+(``resume=... train.steps=<more>``) keeps the stored horizon, so the rate stays continuous
+(nanoGPT keeps ``lr_decay_iters`` apart from ``max_iters`` for the same reason).
 """
 
 from __future__ import annotations
@@ -9,35 +12,44 @@ from __future__ import annotations
 import math
 
 
+def _horizon(total_steps) -> int:
+    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
+        raise ValueError(f"schedule.total_steps must be a positive integer, got {total_steps!r}")
+    return total_steps
+
+
 class Constant:
     """The rate stays at its configured value (the DCGAN, pix2pix and WGAN papers)."""
 
-    def __call__(self, step: int, total: int) -> float:
+    def __init__(self, total_steps: int = 1):
+        self.total = _horizon(total_steps)
+
+    def __call__(self, step: int) -> float:
         return 1.0
 
 
 class LinearDecay:
-    """Constant for the first ``start`` fraction of training, then linearly to zero
-    (pix2pix/CycleGAN reference code: 100 epochs constant, 100 decaying)."""
+    """Constant for the first ``start`` fraction of ``total_steps``, then linearly to zero at
+    ``total_steps`` and zero after (pix2pix/CycleGAN reference code: 100 epochs constant, 100 decaying)."""
 
-    def __init__(self, start: float = 0.5):
+    def __init__(self, total_steps: int, start: float = 0.5):
         if not 0.0 <= start < 1.0:
             raise ValueError(f"schedule.start must be in [0, 1), got {start}")
-        self.start = start
+        self.total, self.start = _horizon(total_steps), start
 
-    def __call__(self, step: int, total: int) -> float:
-        begin = self.start * total
-        return 1.0 if step < begin else max(0.0, 1.0 - (step - begin) / max(1.0, total - begin))
+    def __call__(self, step: int) -> float:
+        begin = self.start * self.total
+        return 1.0 if step < begin else max(0.0, 1.0 - (step - begin) / max(1.0, self.total - begin))
 
 
 class Cosine:
-    """Linear warm-up for ``warmup`` steps, then cosine decay to ``floor`` times the rate."""
+    """Linear warm-up for ``warmup`` steps, then cosine decay to ``floor`` times the rate at ``total_steps``."""
 
-    def __init__(self, warmup: int = 0, floor: float = 0.0):
-        self.warmup, self.floor = warmup, floor
+    def __init__(self, total_steps: int, warmup: int = 0, floor: float = 0.0):
+        self.total, self.warmup, self.floor = _horizon(total_steps), warmup, floor
 
-    def __call__(self, step: int, total: int) -> float:
+    def __call__(self, step: int) -> float:
         if step < self.warmup:
             return (step + 1) / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, total - self.warmup))
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
         return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -1,8 +1,10 @@
 """Everything a run needs to continue exactly where it stopped.
 
-``TrainState.state_dict()`` is the checkpoint (``format_version`` 1; the keys are listed there):
-networks, optimizers, schedulers, gradient scalers, trick states, counters,
-the fixed sample inputs and every RNG state, as tensors and plain values only.
+``TrainState.state_dict()`` is the checkpoint (the keys are listed there): the players'
+weights and the averaged generator (``models``: one entry per player and ``G_ema``), the
+task's own state (``task``: buffers such as an image pool), optimizers, schedulers,
+gradient scalers, trick states, counters, the fixed sample inputs and every RNG state,
+as tensors and plain values only.
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ class TrainState:
     scalers: dict[str, torch.amp.GradScaler]
     tricks: dict[str, object]
     config: dict  # the resolved config, a plain container
-    step: int = 0  # generator steps done
+    step: int = 0  # steps done (one step = the task's phase list)
     batches: int = 0  # batches drawn from the data (the data order is a function of this)
-    images_seen: int = 0  # real images the discriminator saw
     fixed: dict[str, torch.Tensor] = field(default_factory=dict)
     elapsed: float = 0.0  # training seconds over all sessions of the run
     last_losses: dict[str, float] = field(default_factory=dict)
@@ -40,11 +41,10 @@ class TrainState:
             "config": self.config,
             "step": self.step,
             "batches": self.batches,
-            "images_seen": self.images_seen,
             "elapsed": self.elapsed,
             "last_losses": dict(self.last_losses),
             "best": dict(self.best),
-            "model": self.task.state_dict(),  # G.*, D.* and any buffers the task keeps
+            **split_task_state(self.task),
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "scalers": {n: s.state_dict() for n, s in self.scalers.items() if s.is_enabled()},
@@ -54,7 +54,7 @@ class TrainState:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.task.load_state_dict(state["model"])
+        load_task_state(self.task, state)
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         for name, sched in self.schedulers.items():
@@ -68,10 +68,32 @@ class TrainState:
         device = self.task.device
         self.fixed = {k: v.to(device) for k, v in state["fixed"].items()}
         self.step, self.batches = state["step"], state["batches"]
-        self.images_seen, self.elapsed = state["images_seen"], state["elapsed"]
+        self.elapsed = state["elapsed"]
         self.last_losses = dict(state["last_losses"])
         self.best = dict(state.get("best", {}))  # absent from checkpoints of runs without eval.every
         restore_rng(state["rng"])
+
+
+def split_task_state(task: GANTask) -> dict:
+    """``{"models": {player: weights, "G_ema": weights}, "task": the rest of the task's state}``."""
+    names = [*task.players(), "G_ema"]
+    models: dict[str, dict] = {}
+    rest = {}
+    for key, value in task.state_dict().items():
+        head, _, tail = key.partition(".")
+        if head in names:
+            models.setdefault(head, {})[tail] = value
+        else:
+            rest[key] = value
+    return {"models": models, "task": rest}
+
+
+def load_task_state(task: GANTask, state: dict) -> None:
+    """The inverse of :func:`split_task_state` (strict: every weight must fit)."""
+    full = dict(state["task"])
+    for name, weights in state["models"].items():
+        full.update({f"{name}.{key}": value for key, value in weights.items()})
+    task.load_state_dict(full)
 
 
 def capture_rng() -> dict:

@@ -184,8 +184,7 @@ def train(data: TensorDataset, settings, device: torch.device) -> Classifier:
     data = TensorDataset(dict(data.tensors), data.num_classes).to(device)  # the caller's copy stays put
     sampler = BatchSampler(len(data), min(settings.batch_size, len(data)), settings.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
-    schedule = Cosine()
-    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s, settings.steps))
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, Cosine(settings.steps))
     with one_cpu_thread(device):
         for step in range(1, settings.steps + 1):
             batch = data.batch(sampler.indices(step - 1))

@@ -1,22 +1,28 @@
 """The contract between a model family and the training engine.
 
-A *task* owns the networks of one GAN family and knows how to turn a batch into
-losses. It never touches optimizers, gradient scalers or ``backward``: the
-engine (``gan_lab.engine.loop``) owns optimisation, so mixed precision, gradient
-clipping and ``n_critic`` exist in one place for every model.
+A *task* owns the networks of one GAN family and turns batches into losses; the
+engine (``gan_lab.engine.loop``) alone calls ``backward`` and steps optimizers, so
+mixed precision, clipping and (later) gradient all-reduce exist once. A task says:
 
-Batches are dicts of tensors already on the run's device (see
-``gan_lab.data.base``):
+- ``players()``: name -> module; each is optimised by ``optim.<name>``, clipped by
+  ``train.clip_grad.<name>``, and frozen by the engine while another player trains;
+- ``phases(step, n_critic)``: the :class:`Phase` list of one step, a pure function of the step
+  (stylegan2-ada's phase loop); the default is ``n_critic`` D steps, then one G step;
+- ``begin_step(step)`` / ``end_step(step, stats)``: per-step task state (ProGAN's stage, BEGAN's k);
+- ``sample(n, G, **given)`` and ``visuals(fixed, G)``: everything after training (eval, sample,
+  grids, FID during training) goes through these two, with ``G`` the live or averaged generator.
 
-- ``kind = "image"``:  ``{"real": (B, C, H, W) in [-1, 1], "label": (B,) int64}``
-  (``"label"`` only for labelled datasets);
-- ``kind = "points"``: ``{"real": (B, D)}``;
-- ``kind = "paired"``: ``{"input": (B, Ci, H, W), "target": (B, Co, H, W)}``.
+Batches are dicts of tensors on the run's device, one key set per data kind (``data_kinds``):
+``image`` ``{"real", "label"?}``, ``points`` ``{"real"}``, ``paired`` ``{"input", "target"}``,
+``unpaired`` ``{"A", "B"}``. Every phase loss returns ``stats`` with ``loss/<player>``.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,66 +30,116 @@ from torch import nn
 
 @dataclass
 class LossOut:
-    """A loss to minimise and the scalars to log with it (TensorBoard tags)."""
+    """A loss to minimise, the scalars to log with it, and what the next phase may reuse (``carry``)."""
 
     loss: torch.Tensor
     stats: dict[str, torch.Tensor | float] = field(default_factory=dict)
+    carry: Any = None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimisation phase of a step: ``loss(batch, carry) -> LossOut`` minimised for ``player``.
+
+    - ``repeats``: optimizer steps in a row (``n_critic`` for the critic);
+    - ``interval``: run only on steps divisible by it (lazy regularisation);
+    - ``fresh_batch``: draw a new batch for each repeat; False reuses the previous phase's batch;
+    - ``hand_off``: the player whose graph the *last* repeat builds for the next phase (which gets
+      that repeat's ``LossOut.carry``): the engine leaves it unfrozen for that repeat only. DCGAN and
+      pix2pix hand G's fake to the G step as their reference code does; earlier repeats build no G graph.
+    """
+
+    player: str
+    loss: Callable[[dict, Any], LossOut]
+    repeats: int = 1
+    interval: int = 1
+    fresh_batch: bool = True
+    hand_off: str | None = None
+
+
+@dataclass
+class Grid:
+    """Images in [-1, 1] (N, C, H, W) shown ``nrow`` per row."""
+
+    images: torch.Tensor
+    nrow: int
+
+
+@dataclass
+class Points:
+    """Generated 2-D points (N, 2), drawn over the ``reference`` points (real data) when given."""
+
+    points: torch.Tensor
+    reference: torch.Tensor | None = None
+
+
+def square_columns(n: int) -> int:
+    return max(1, math.isqrt(n))
 
 
 class GANTask(nn.Module):
-    """Base class of every model family.
+    """Base class of every model family: ``self.G`` is the generator (the module sampling uses and
+    ``G_ema`` averages), ``self.D`` the discriminator. Subclasses implement :meth:`d_loss`,
+    :meth:`g_loss` (or their own :meth:`phases`), :meth:`fixed_inputs`, :meth:`sample` and :meth:`visuals`.
 
-    Subclasses set ``data_kinds`` (the batch kinds they can train on) and
-    implement :meth:`d_loss`, :meth:`g_loss`, :meth:`fixed_inputs` and
-    :meth:`render`. ``self.G`` and ``self.D`` are the networks the engine
-    optimises with ``optim.G`` and ``optim.D``.
-    """
+    ``reuse_fake``: the D step hands its fake to the G step (one G forward per step, as the DCGAN
+    and pix2pix reference code do); False: G draws its own (WGAN's Algorithm 1)."""
 
     data_kinds: tuple[str, ...] = ("image",)
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module):
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module | None = None,
+                 reuse_fake: bool = True):
         super().__init__()
         self.G = generator
         self.D = discriminator
         self.loss = loss
+        self.reuse_fake = reuse_fake
+        self.G_ema: nn.Module | None = None  # the averaged generator, when a trick keeps one (tricks=[ema])
 
     @property
     def device(self) -> torch.device:
         return next(self.G.parameters()).device
 
-    def d_loss(self, batch: dict[str, torch.Tensor]) -> LossOut:
-        """Discriminator (critic) loss on one batch; G's output is detached."""
+    def sampling_generator(self, use_ema: bool = True) -> nn.Module:
+        """The generator every sampling site uses: the average when there is one."""
+        return self.G_ema if use_ema and self.G_ema is not None else self.G
+
+    def players(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D}
+
+    def phases(self, step: int, n_critic: int) -> list[Phase]:
+        return [Phase("D", self.d_loss, repeats=n_critic, hand_off="G" if self.reuse_fake else None),
+                Phase("G", self.g_loss, fresh_batch=False)]
+
+    def d_loss(self, batch: dict[str, torch.Tensor], carry: Any = None) -> LossOut:
+        """Discriminator (critic) loss on one batch; no gradient reaches G."""
         raise NotImplementedError
 
-    def g_loss(self, batch: dict[str, torch.Tensor]) -> LossOut:
-        """Generator loss; ``batch`` is the last batch the D step saw."""
+    def g_loss(self, batch: dict[str, torch.Tensor], carry: Any = None) -> LossOut:
+        """Generator loss; ``carry`` is what the D phase handed off (None: draw afresh)."""
         raise NotImplementedError
 
     def use_data(self, data) -> None:
-        """Hook called once with the training dataset (``gan_lab.data.base.TensorDataset``) before
-        the first step and before a checkpoint is loaded: a task that keeps examples of its own
-        (the labelled subset of semi-supervised training) picks them here, as buffers."""
+        """Called once with the training dataset before the first step and before a checkpoint is
+        loaded (the semi-supervised GAN picks its labelled subset here, as buffers)."""
 
     def begin_step(self, step: int) -> bool:
-        """Hook before generator step ``step`` (1-based) and its D steps: a task whose networks
-        change with training progress (Progressive GAN's resolution and fade-in) sets them here,
-        as a pure function of ``step``, so a resumed run continues the same schedule. Returns True
-        when the optimizers should start afresh (their moments cleared) at this step."""
+        """Before step ``step`` (1-based), as a pure function of it (ProGAN's stage and fade-in).
+        Returns True when the optimizers should start afresh (moments cleared)."""
         return False
 
-    def after_d_step(self) -> None:
-        """Hook after each D optimizer step (WGAN weight clipping, ...)."""
+    def end_step(self, step: int, stats: dict[str, torch.Tensor]) -> None:
+        """After step ``step`` with its stats (BEGAN's k update); state kept here must be buffers."""
 
     def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
-        """Inputs for the sample grid, drawn once at the start of a run and kept
-        in the checkpoint so every grid of a run (and of a resumed run) is comparable.
-        ``batch`` is a batch of at least ``n`` real examples (the paired tasks use it)."""
+        """Inputs of the sample grid, drawn once per run and checkpointed; ``batch`` holds ``n`` real examples."""
         raise NotImplementedError
 
-    @torch.no_grad()
-    def render(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> tuple[torch.Tensor, int]:
-        """Samples from ``G`` (the live generator or its EMA copy) for ``fixed``.
+    def sample(self, n: int, G: nn.Module, **given) -> dict[str, torch.Tensor]:
+        """``n`` samples of ``G``: ``{"samples": (n, ...)}`` plus what they were drawn for (``label``).
+        ``given`` fixes inputs (``label=``, ``input=`` an image batch, ``direction=``)."""
+        raise NotImplementedError
 
-        Returns ``(images in [-1, 1] of shape (N, C, H, W), nrow)`` for an image
-        grid; for ``points`` data, ``(points (N, D), 0)``."""
+    def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid | Points]:
+        """Named grids (or point clouds) of ``G`` on the fixed inputs, for TensorBoard and ``samples/``."""
         raise NotImplementedError

@@ -34,6 +34,12 @@ _NORMS = {
     # Layer norm of a feature map: statistics over (C, H, W) of each sample, a scale and shift per
     # channel, as in the code of Gulrajani et al. 2017 (tflib/ops/layernorm.py, axes [1, 2, 3]).
     "layer": lambda channels: nn.GroupNorm(1, channels),
+    # Instance norm: statistics over (H, W) of each sample and channel, the same in train and eval
+    # (no running statistics). Without scale and shift, as CycleGAN's code (Zhu et al. 2017, networks.py
+    # ``get_norm_layer``, track_running_stats=False since its issue #395); with them as DualGAN's code,
+    # whose "batch_norm" takes per-sample moments and learns a scale and centre (Yi et al. 2017, ops.py).
+    "instance": lambda channels: nn.InstanceNorm2d(channels, affine=False),
+    "instance_affine": lambda channels: nn.InstanceNorm2d(channels, affine=True),
 }
 NORMS = (*_NORMS, "none")  # the values of a network's ``norm`` option
 
@@ -55,6 +61,39 @@ def conv_block(in_ch: int, out_ch: int, *, transpose: bool = False, kernel: int 
     if dropout:
         layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
+
+
+def norm_layer(norm: str | None, channels: int) -> nn.Module:
+    """The named normalization of ``channels`` feature maps (one of ``NORMS``), ``nn.Identity`` for none."""
+    if not norm or norm == "none":
+        return nn.Identity()
+    if norm not in _NORMS:
+        raise ConfigError(f"norm={norm!r}: choose one of {', '.join(NORMS)}")
+    return _NORMS[norm](channels)
+
+
+def reflect_conv(in_ch: int, out_ch: int, kernel: int, *, norm: str | None = "instance",
+                 act: str | None = "relu") -> nn.Sequential:
+    """Reflection padding by ``kernel // 2``, a stride-1 convolution (size kept), norm and activation:
+    CycleGAN's ``c7s1-k`` layer (Zhu et al. 2017, §7.2). Reflection instead of zero padding avoids
+    border artifacts. Bias only without a norm (the norm's centring cancels it)."""
+    norm = None if not norm or norm == "none" else norm
+    return nn.Sequential(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_ch, out_ch, kernel, bias=norm is None),
+                         *([] if norm is None else [norm_layer(norm, out_ch)]), *activation(act))
+
+
+class ResnetBlock(nn.Module):
+    """``x + F(x)`` with F = reflect-pad, conv3x3, norm, ReLU, reflect-pad, conv3x3, norm and no ReLU after
+    the sum: CycleGAN's ``R256`` (Zhu et al. 2017, §7.2, after Johnson et al. 2016; its code's
+    ``ResnetBlock`` with dropout off). The size and channels are kept."""
+
+    def __init__(self, channels: int, norm: str | None = "instance"):
+        super().__init__()
+        self.body = nn.Sequential(reflect_conv(channels, channels, 3, norm=norm, act="relu"),
+                                  reflect_conv(channels, channels, 3, norm=norm, act=None))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
 
 
 def dense(in_features: int, out_features: int, *, act: str | None = None, input_dropout: float = 0.0) -> nn.Sequential:

@@ -66,9 +66,11 @@ class ConditionalTask(NoiseToImage):
 
     data_kinds = ("image",)
 
-    def sample_inputs(self, n: int) -> dict[str, torch.Tensor]:
-        inputs = super().sample_inputs(n)
-        inputs["label"] = torch.randint(self.G.num_classes, (n,), device=self.device)
+    def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
+        """z and classes drawn uniformly; ``label=`` fixes the classes."""
+        inputs = super().sample_inputs(n, **given)
+        label = given.get("label")
+        inputs["label"] = label if label is not None else torch.randint(self.G.num_classes, (n,), device=self.device)
         return inputs
 
     def condition(self, source: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:

@@ -36,8 +36,8 @@ from torch import nn
 
 from gan_lab.errors import ConfigError
 from gan_lab.models.blocks import conv_block, dcgan_init, one_hot
-from gan_lab.models.noise import CriticPass, NoiseToImage
-from gan_lab.tricks.base import Penalty
+from gan_lab.models.noise import NoiseToImage
+from gan_lab.models.terms import CriticPass, LossTerm
 
 LEAK = 0.1  # Appendix C: "leaky rectified linear units (lRELU) with leaky rate 0.1"
 
@@ -191,7 +191,7 @@ def information_bound(codes: LatentCodes, posterior: tuple, latent: torch.Tensor
     return bounds
 
 
-class InformationTerm(Penalty):
+class InformationTerm(LossTerm):
     """-lambda L_I added to D's loss (logged as ``loss/info_<kind>``) and to G's (``loss/G_info_<kind>``),
     from Q on D's features of the generated samples in each step's pass."""
 
@@ -231,8 +231,9 @@ class InfoGANTask(NoiseToImage):
                 raise ConfigError(f"model.{key} must be >= 0, got {value}")
         self.penalties.append(InformationTerm(lambda_categorical, lambda_continuous))
 
-    def sample_inputs(self, n: int) -> dict[str, torch.Tensor]:
-        return {"z": self.G.codes.sample(n, self.device)}
+    def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
+        z = given.get("z")
+        return {"z": z if z is not None else self.G.codes.sample(n, self.device)}
 
     def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
         codes = self.G.codes

@@ -3,53 +3,25 @@ shared by the MLP GAN (images or 2-D points) and DCGAN; cGAN extends it with lab
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
-from gan_lab.models.base import GANTask, LossOut
-
-
-@dataclass(kw_only=True)
-class CriticPass:
-    """What D computed in one step of a :class:`NoiseToImage` task, handed to the penalties
-    (``Penalty.d_terms`` / ``g_terms``) so that none of them runs D again for it.
-
-    - ``fake`` = G(``inputs``): detached in the D step, with G's graph in the G step;
-    - ``real``, ``cond``: the D step's real batch and D's extra arguments for it (the cGAN labels);
-      None and () in the G step;
-    - ``real_logits``, ``fake_logits``: D's outputs on them as D saw them (after ``task.d_input``),
-      with D's graph; ``fake_logits`` is None in a G step whose loss a ``g_objective`` replaces;
-    - ``real_features``, ``fake_features``: D's features (``D.features``) from the same forward
-      passes; None unless a penalty uses them (``Penalty.uses_features``).
-
-    ``real`` and ``fake`` themselves are the samples as the data and G gave them, before ``d_input``."""
-
-    fake: torch.Tensor | None = None
-    inputs: dict[str, torch.Tensor] = field(default_factory=dict)
-    fake_logits: torch.Tensor | None = None
-    fake_features: torch.Tensor | None = None
-    real: torch.Tensor | None = None
-    cond: tuple = ()
-    real_logits: torch.Tensor | None = None
-    real_features: torch.Tensor | None = None
+from gan_lab.models.base import GANTask, Grid, LossOut, Points, square_columns
+from gan_lab.models.terms import CriticPass
 
 
 class NoiseToImage(GANTask):
     """D learns real ``batch["real"]`` against G(z), z ~ N(0, I); G learns to fool D.
 
-    ``g_loss`` reuses the generator output of the preceding ``d_loss`` (G is not
-    updated in between, so it is the same sample): one generator forward per step
-    instead of two, as the reference DCGAN code (soumith/dcgan.torch) does.
-    Subclasses add conditioning through :meth:`sample_inputs` and :meth:`condition`.
+    With ``reuse_fake`` (the default) the last D step hands its generator output to the G step
+    (G is not updated in between, so it is the same sample): one generator forward per step, as
+    the reference DCGAN code (soumith/dcgan.torch) does. Without it G draws fresh z (WGAN's
+    Algorithm 1). Subclasses add conditioning through :meth:`sample_inputs` and :meth:`condition`.
 
     Tricks (``gan_lab.tricks``) plug in through three attributes:
 
-    - ``penalties``: ``gan_lab.tricks.base.Penalty`` objects whose terms ``d_loss`` adds to D's
-      loss and ``g_loss`` to G's (gradient penalties, R1, drift, historical averaging, InfoGAN's
-      information term), each logged; both hand them the step's :class:`CriticPass`;
+    - ``penalties``: :class:`gan_lab.models.terms.LossTerm` objects whose terms ``d_loss`` adds to
+      D's loss and ``g_loss`` to G's, each logged; both hand them the step's :class:`CriticPass`;
     - ``d_input``: functions applied to every sample D sees, real or generated (instance noise);
     - ``g_objective``: an object whose ``g_loss(task, batch, fake, inputs)`` replaces the
       adversarial generator loss (feature matching); None keeps ``loss.g_loss``.
@@ -57,16 +29,21 @@ class NoiseToImage(GANTask):
 
     data_kinds = ("image", "points")
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module):
-        super().__init__(generator, discriminator, loss)
-        self._last = None  # (generator inputs, G output) of the last D step
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module, reuse_fake: bool = True):
+        super().__init__(generator, discriminator, loss, reuse_fake)
         self.penalties: list = []
         self.d_input: list = []
         self.g_objective = None
+        self.reference: torch.Tensor | None = None  # real points drawn under point samples
 
-    def sample_inputs(self, n: int) -> dict[str, torch.Tensor]:
-        """Generator inputs for ``n`` samples, drawn from the global torch RNG."""
-        return {"z": torch.randn(n, self.G.z_dim, device=self.device)}
+    def use_data(self, data) -> None:
+        if data.kind == "points":
+            self.reference = data.tensors["real"][:4096].clone()
+
+    def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
+        """Generator inputs for ``n`` samples, drawn from the global torch RNG (``z=`` fixes them)."""
+        z = given.get("z")
+        return {"z": z if z is not None else torch.randn(n, self.G.z_dim, device=self.device)}
 
     def condition(self, source: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Extra arguments of G and D taken from a batch or from generator inputs."""
@@ -74,13 +51,15 @@ class NoiseToImage(GANTask):
 
     def grid_columns(self, n: int) -> int:
         """Samples per grid row: a square grid."""
-        return max(1, math.isqrt(n))
+        return square_columns(n)
 
-    def d_loss(self, batch: dict[str, torch.Tensor]) -> LossOut:
+    def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return G(inputs["z"], *self.condition(inputs))
+
+    def d_loss(self, batch: dict[str, torch.Tensor], carry=None) -> LossOut:
         real, cond = batch["real"], self.condition(batch)
         inputs = self.sample_inputs(len(real))
-        fake = self.G(inputs["z"], *self.condition(inputs))
-        self._last = (inputs, fake)
+        fake = self.generate(self.G, inputs)  # with G's graph only when the engine hands it off
         seen = CriticPass(real=real, cond=cond, fake=fake.detach(), inputs=inputs)  # no gradient reaches G
         seen.real_logits, seen.real_features = self.critic(real, cond)
         seen.fake_logits, seen.fake_features = self.critic(seen.fake, self.condition(inputs))
@@ -90,13 +69,15 @@ class NoiseToImage(GANTask):
             terms.update(penalty.d_terms(self, seen))
         loss = sum(terms.values(), loss)
         stats = self.loss.d_stats(loss, seen.real_logits, seen.fake_logits)
-        return LossOut(loss, {**stats, **{name: term.detach() for name, term in terms.items()}})
+        hand_off = (inputs, fake) if fake.requires_grad else None
+        return LossOut(loss, {**stats, **{name: term.detach() for name, term in terms.items()}}, hand_off)
 
-    def g_loss(self, batch: dict[str, torch.Tensor]) -> LossOut:
-        inputs, fake = self._last or (self.sample_inputs(len(batch["real"])), None)
-        self._last = None
-        if fake is None or fake.grad_fn is None:  # no D step before, or G was frozen during it
-            fake = self.G(inputs["z"], *self.condition(inputs))
+    def g_loss(self, batch: dict[str, torch.Tensor], carry=None) -> LossOut:
+        if carry is not None:
+            inputs, fake = carry
+        else:
+            inputs = self.sample_inputs(len(batch["real"]))
+            fake = self.generate(self.G, inputs)
         seen = CriticPass(fake=fake, inputs=inputs)
         adversarial = self.g_objective is None
         seen.fake_logits, seen.fake_features = self.critic(fake, self.condition(inputs), logits=adversarial)
@@ -131,12 +112,15 @@ class NoiseToImage(GANTask):
         return x
 
     def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
-        return {"z": torch.randn(n, self.G.z_dim, device=self.device)}
+        return self.sample_inputs(n)
 
-    @torch.no_grad()
-    def render(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> tuple[torch.Tensor, int]:
-        G.eval()  # BatchNorm running statistics: samples do not depend on the grid's other rows
-        out = G(fixed["z"], *self.condition(fixed))
-        if out.dim() == 2:  # points
-            return out, 0
-        return out, self.grid_columns(len(out))
+    def sample(self, n: int, G: nn.Module, **given) -> dict[str, torch.Tensor]:
+        """``{"samples": G(inputs), **inputs}``; ``given`` fixes inputs (``z=``, ``label=``)."""
+        inputs = self.sample_inputs(n, **given)
+        return {"samples": self.generate(G, inputs), **inputs}
+
+    def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid | Points]:
+        out = self.generate(G, fixed)
+        if out.dim() == 2:
+            return {"fixed": Points(out, self.reference)}
+        return {"fixed": Grid(out, self.grid_columns(len(out)))}

@@ -12,14 +12,13 @@ test time (§3.1, §3.3). Weights are drawn from N(0, 0.02) (§6.2).
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gan_lab.errors import ConfigError
-from gan_lab.models.base import GANTask, LossOut
+from gan_lab.models.base import GANTask, Grid, LossOut, square_columns
 from gan_lab.models.blocks import conv_block, dcgan_init
 
 _DROPOUT_LAYERS = 3  # decoder "CD" layers of §6.1.1: CD512-CD1024-CD1024-C1024-...
@@ -39,7 +38,8 @@ class Generator(nn.Module):
     """U-Net: input images (B, in_channels, S, S) -> outputs (B, out_channels, S, S) in [-1, 1]."""
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, image_size: int = 256, width: int = 64,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, norm: str = "batch"):
+        # norm: "batch" (the paper's), "instance" / "instance_affine" (per-sample statistics, e.g. DualGAN)
         super().__init__()
         downs = image_size.bit_length() - 1
         if image_size < 16 or 2**downs != image_size:
@@ -48,7 +48,7 @@ class Generator(nn.Module):
         ch = _levels(width, downs)
         self.down = nn.ModuleList([
             conv_block(in_channels, ch[0], norm=False, act="lrelu"),
-            *(conv_block(a, b, act="lrelu") for a, b in zip(ch[:-2], ch[1:-1])),
+            *(conv_block(a, b, norm=norm, act="lrelu") for a, b in zip(ch[:-2], ch[1:-1])),
             # No BatchNorm on the 1x1 bottleneck: with batch size 1 (the paper's) it would zero it.
             conv_block(ch[-2], ch[-1], norm=False),
         ])
@@ -56,7 +56,7 @@ class Generator(nn.Module):
         for k, level in enumerate(range(downs - 1, 0, -1)):  # k-th decoder layer below the bottleneck
             in_ch = ch[level] if k == 0 else 2 * ch[level]  # 2x: the skip connection's channels
             drop = dropout if k < _DROPOUT_LAYERS else 0.0
-            ups.append(_up(in_ch, ch[level - 1], dropout=drop))
+            ups.append(_up(in_ch, ch[level - 1], norm=norm, dropout=drop))
         ups.append(_up(2 * ch[0], out_channels, norm=False, act="tanh"))
         self.up = nn.ModuleList(ups)
         self.apply(dcgan_init)
@@ -82,7 +82,9 @@ class Discriminator(nn.Module):
     input and output channels together (D judges their concatenation). ``image_size``,
     when given, is checked to leave at least one patch."""
 
-    def __init__(self, in_channels: int = 6, width: int = 64, n_layers: int = 3, image_size: int | None = None):
+    def __init__(self, in_channels: int = 6, width: int = 64, n_layers: int = 3, image_size: int | None = None,
+                 norm: str = "batch"):
+        # norm: "batch" (the paper's) or "instance" (CycleGAN's PatchGAN, Zhu et al. 2017 §7.2)
         super().__init__()
         if image_size is not None and _patch_grid(image_size, n_layers) < 1:
             raise ConfigError(f"dataset.image_size={image_size}: a PatchGAN with n_layers={n_layers} "
@@ -90,8 +92,8 @@ class Discriminator(nn.Module):
         ch = _levels(width, n_layers + 1)
         self.net = nn.Sequential(
             conv_block(in_channels, ch[0], norm=False, act="lrelu"),
-            *(conv_block(a, b, act="lrelu") for a, b in zip(ch[:-2], ch[1:-1])),
-            conv_block(ch[-2], ch[-1], stride=1, act="lrelu"),
+            *(conv_block(a, b, norm=norm, act="lrelu") for a, b in zip(ch[:-2], ch[1:-1])),
+            conv_block(ch[-2], ch[-1], stride=1, norm=norm, act="lrelu"),
             conv_block(ch[-1], 1, stride=1, norm=False),
         )
         self.apply(dcgan_init)
@@ -111,30 +113,27 @@ class Pix2PixTask(GANTask):
     """Conditional GAN on paired images plus L1 (§3.1): D judges (input, target) against
     (input, G(input)); G minimises the adversarial loss + ``lambda_l1`` * L1(G(input), target).
 
-    As in the reference code, ``g_loss`` reuses the generator output of the
-    preceding ``d_loss`` (G is unchanged in between)."""
+    As in the reference code, the D step hands its generator output to the G step (G is
+    unchanged in between): one G forward per step."""
 
     data_kinds = ("paired",)
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module, lambda_l1: float = 100.0):
         super().__init__(generator, discriminator, loss)
         self.lambda_l1 = lambda_l1  # the paper's experiments use lambda = 100 (§4)
-        self._fake = None
 
-    def d_loss(self, batch: dict[str, torch.Tensor]) -> LossOut:
+    def d_loss(self, batch: dict[str, torch.Tensor], carry=None) -> LossOut:
         x, target = batch["input"], batch["target"]
-        fake = self._fake = self.G(x)
+        fake = self.G(x)
         real_logits = self.D(torch.cat([x, target], 1))
         fake_logits = self.D(torch.cat([x, fake.detach()], 1))  # no gradient reaches G
         # §3.3: "we divide the objective by 2 while optimizing D", slowing D relative to G.
         loss = 0.5 * self.loss.d_loss(real_logits, fake_logits)
-        return LossOut(loss, self.loss.d_stats(loss, real_logits, fake_logits))
+        return LossOut(loss, self.loss.d_stats(loss, real_logits, fake_logits), fake if fake.requires_grad else None)
 
-    def g_loss(self, batch: dict[str, torch.Tensor]) -> LossOut:
+    def g_loss(self, batch: dict[str, torch.Tensor], carry=None) -> LossOut:
         x, target = batch["input"], batch["target"]
-        fake, self._fake = self._fake, None
-        if fake is None or fake.grad_fn is None:  # no D step before, or G was frozen during it
-            fake = self.G(x)
+        fake = carry if carry is not None else self.G(x)
         adv = self.loss.g_loss(self.D(torch.cat([x, fake], 1)))
         l1 = F.l1_loss(fake, target)
         loss = adv + self.lambda_l1 * l1
@@ -144,19 +143,28 @@ class Pix2PixTask(GANTask):
         # clone: a slice would keep (and checkpoint) the whole batch's storage
         return {"input": batch["input"][:n].clone(), "target": batch["target"][:n].clone()}
 
-    @torch.no_grad()
-    def render(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> tuple[torch.Tensor, int]:
-        """Triplets (input, output, target), side by side. Dropout stays on, as at test time in the
-        paper (§3.3); BatchNorm uses its running statistics (the paper uses the test
-        batch's), so a grid row does not depend on the other rows and no buffer changes."""
-        G.eval()
+    def sample(self, n: int, G: nn.Module, **given) -> dict[str, torch.Tensor]:
+        """``{"samples": G(input)}`` for ``input=`` (B, C, H, W) in [-1, 1]; ``n`` is len(input).
+        Dropout stays on, as at test time in the paper (§3.3); BatchNorm uses its running statistics
+        (the paper uses the test batch's), so an output does not depend on the rest of the batch."""
+        if "input" not in given:
+            raise ValueError("pix2pix translates images: sample(n, G, input=images)")
         for module in G.modules():
             if isinstance(module, nn.Dropout):
                 module.train()
+        return {"samples": G(given["input"])}
+
+    def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid]:
+        """Triplets (input, output, target), side by side, in a square grid of triplets."""
         x, target = fixed["input"], fixed["target"]
-        out = G(x)
-        rows = torch.stack([_match_channels(x, out.shape[1]), out, target], 1)
-        return rows.flatten(0, 1), 3 * max(1, math.isqrt(len(x)))  # a square grid of triplets
+        out = self.sample(len(x), G, input=x)["samples"]
+        return {"fixed": Grid(triplets(x, out, target), 3 * square_columns(len(x)))}
+
+
+def triplets(*columns: torch.Tensor) -> torch.Tensor:
+    """Interleave equal-length image batches row by row (a, b, c, a, b, c, ...), matching channels."""
+    channels = max(c.shape[1] for c in columns)
+    return torch.stack([_match_channels(c, channels) for c in columns], 1).flatten(0, 1)
 
 
 def _match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:

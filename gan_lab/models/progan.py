@@ -219,8 +219,8 @@ class ProgressiveGAN(NoiseToImage):
     data_kinds = ("image",)
 
     def __init__(self, generator: Growing, discriminator: Growing, loss: nn.Module,
-                 stabilize_steps: int = 600, fade_steps: int = 600):
-        super().__init__(generator, discriminator, loss)
+                 stabilize_steps: int = 600, fade_steps: int = 600, reuse_fake: bool = True):
+        super().__init__(generator, discriminator, loss, reuse_fake)
         for key, value in (("stabilize_steps", stabilize_steps), ("fade_steps", fade_steps)):
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"model.{key} must be a whole number of steps >= 0, got {value!r}")
@@ -245,8 +245,8 @@ class ProgressiveGAN(NoiseToImage):
         self.D.set_phase(level, alpha)
         return new_stage and step > 1
 
-    def d_loss(self, batch: dict[str, torch.Tensor]) -> LossOut:
+    def d_loss(self, batch: dict[str, torch.Tensor], carry=None) -> LossOut:
         level, alpha = self.D.phase()
-        out = super().d_loss({**batch, "real": fade_reals(batch["real"], level, alpha)})
+        out = super().d_loss({**batch, "real": fade_reals(batch["real"], level, alpha)}, carry)
         out.stats.update({"progan/resolution": float(4 << level), "progan/alpha": alpha})
         return out

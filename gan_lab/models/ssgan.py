@@ -188,8 +188,8 @@ class SemiSupervisedTask(NoiseToImage):
         subset = TensorDataset({"real": self.labelled_real, "label": self.labelled_label})
         return subset.batch(torch.cat(parts))
 
-    def d_loss(self, batch: dict[str, torch.Tensor]) -> LossOut:
-        unsupervised = super().d_loss(batch)  # the configured GAN loss (and penalties); labels unused
+    def d_loss(self, batch: dict[str, torch.Tensor], carry=None) -> LossOut:
+        unsupervised = super().d_loss(batch, carry)  # the configured GAN loss (and penalties); labels unused
         labelled = self.labelled_batch(len(batch["real"]))
         logits = self.D.classify(self.d_view(labelled["real"]))
         supervised = F.cross_entropy(logits.float(), labelled["label"])  # L_supervised, over the K classes
@@ -197,4 +197,4 @@ class SemiSupervisedTask(NoiseToImage):
         stats = {**unsupervised.stats, "loss/D": loss.detach(), "loss/D_unsupervised": unsupervised.stats["loss/D"],
                  "loss/D_supervised": supervised.detach(),
                  "accuracy/labelled": (logits.detach().argmax(1) == labelled["label"]).float().mean()}
-        return LossOut(loss, stats)
+        return LossOut(loss, stats, unsupervised.carry)

@@ -10,14 +10,14 @@ overrides the hooks it needs; the others do nothing:
 - ``setup(task)``: once, after every trick's ``modify``, before any step (and before a
   resumed run loads its state); where a trick checks that it can apply and plugs into
   the task;
-- ``after_d_step(task)``: after every discriminator optimizer step, ``n_critic``
-  times per step (WGAN weight clipping);
-- ``after_g_step(task)``: after every generator optimizer step (EMA);
+- ``begin_step(task, step)``: before every step (instance noise's annealing is a function of it);
+- ``after_phase(task, player, step)``: after every optimizer step of ``player`` (``"D"``:
+  ``n_critic`` times per step, WGAN weight clipping; ``"G"``: EMA). No trick counts steps itself;
 - ``state_dict()`` / ``load_state_dict(state)``: what the trick keeps in checkpoints
   (tensors and plain values only).
 
 The noise-to-image tasks (``gan_lab.models.noise.NoiseToImage``) take three plug-ins:
-``task.penalties`` (:class:`base.Penalty`: terms added to D's loss through
+``task.penalties`` (:class:`gan_lab.models.terms.LossTerm`, as tricks :class:`base.Penalty`: terms added to D's loss through
 ``d_terms(task, seen)`` and to G's through ``g_terms(task, seen)``, each logged; ``seen``
 is the step's ``CriticPass``: the real and generated samples, G's inputs and D's outputs
 on them - and D's features, for a penalty with ``uses_features`` - so a term on those

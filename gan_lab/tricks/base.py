@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError
-from gan_lab.models.noise import CriticPass
+from gan_lab.models.terms import LossTerm
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +23,11 @@ class Trick:
     def setup(self, task: nn.Module) -> None:
         """Once, after every trick's :meth:`modify` and before the first step."""
 
-    def after_d_step(self, task: nn.Module) -> None:
-        """After every discriminator optimizer step."""
+    def begin_step(self, task: nn.Module, step: int) -> None:
+        """Before step ``step`` (1-based); a trick's schedule is a pure function of it."""
 
-    def after_g_step(self, task: nn.Module) -> None:
-        """After every generator optimizer step."""
+    def after_phase(self, task: nn.Module, player: str, step: int) -> None:
+        """After every optimizer step of ``player`` (``n_critic`` times per step for the critic)."""
 
     def state_dict(self) -> dict:
         return {}
@@ -36,18 +36,8 @@ class Trick:
         """Restore what :meth:`state_dict` returned."""
 
 
-class Penalty(Trick):
-    """Terms added to the discriminator's and/or the generator's loss, each logged under its name.
-
-    The task hands each term what D computed in that step (``gan_lab.models.noise.CriticPass``), so a
-    term on D's outputs or features reuses them; only a term on other inputs (interpolates, inputs that
-    need a gradient) runs D itself. Subclasses set ``name`` and implement :meth:`penalty` (one D term,
-    ``penalty/<name>``), or override :meth:`d_terms` and :meth:`g_terms`. ``uses_features = True``
-    asks the task for D's features in the pass; D must then expose ``features(x, *cond)`` and
-    ``from_features(features)`` with ``D(x, *cond) == D.from_features(D.features(x, *cond))``."""
-
-    name: str
-    uses_features = False
+class Penalty(Trick, LossTerm):
+    """A trick that adds loss terms (``gan_lab.models.terms.LossTerm``) to a noise-to-image task."""
 
     def setup(self, task: nn.Module) -> None:
         self.register(task)
@@ -62,17 +52,6 @@ class Penalty(Trick):
             raise ConfigError(f"tricks: {type(task).__name__} takes no loss terms from tricks, "
                               f"so {type(self).__name__} cannot be used with this model")
         task.penalties.append(self)
-
-    def d_terms(self, task: nn.Module, seen: CriticPass) -> dict[str, torch.Tensor]:
-        """Named terms of D's loss; ``seen.fake`` is detached."""
-        return {f"penalty/{self.name}": self.penalty(task.D, seen)}
-
-    def g_terms(self, task: nn.Module, seen: CriticPass) -> dict[str, torch.Tensor]:
-        """Named terms of G's loss; ``seen.fake`` carries G's graph, ``seen.real`` is None."""
-        return {}
-
-    def penalty(self, D: nn.Module, seen: CriticPass) -> torch.Tensor:
-        raise NotImplementedError
 
 
 def positive(value: float, key: str) -> float:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from gan_lab.losses.penalties import gradient_penalty
-from gan_lab.models.noise import CriticPass
+from gan_lab.models.terms import CriticPass
 from gan_lab.tricks.base import Penalty, positive
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_lab.models.noise import CriticPass
+from gan_lab.models.terms import CriticPass
 from gan_lab.tricks.base import Penalty, positive
 
 
@@ -73,11 +73,9 @@ class HistoricalAveraging(Penalty):
     def g_terms(self, task: nn.Module, seen: CriticPass) -> dict[str, torch.Tensor]:
         return self._term(task, "G")
 
-    def after_d_step(self, task: nn.Module) -> None:
-        self.means["D"].update(task.D)
-
-    def after_g_step(self, task: nn.Module) -> None:
-        self.means["G"].update(task.G)
+    def after_phase(self, task: nn.Module, player: str, step: int) -> None:
+        if player in self.means:
+            self.means[player].update(getattr(task, player))
 
     def state_dict(self) -> dict:
         return {net: mean.state_dict() for net, mean in self.means.items()}

@@ -16,13 +16,13 @@ from gan_lab.tricks.base import Trick, positive, positive_int
 
 class InstanceNoise(Trick):
     """x -> x + sigma_t * N(0, I) for every input of D, sigma_t = std * max(0, 1 - t / anneal_steps)
-    after t generator steps. ``std`` is in data units ([-1, 1] for images); the noise is drawn from
-    the global torch RNG, and t is trick state, so a resumed run continues the same schedule."""
+    after t steps. ``std`` is in data units ([-1, 1] for images); the noise is drawn from the global
+    torch RNG, and sigma is a function of the engine's step, so a resumed run continues the same schedule."""
 
     def __init__(self, std: float = 0.1, anneal_steps: int = 2000):
         self.std = positive(std, "tricks.instance_noise.std")
         self.anneal_steps = positive_int(anneal_steps, "tricks.instance_noise.anneal_steps")
-        self.step = 0  # generator steps done
+        self.step = 0  # steps done before the current one
 
     def std_at(self, step: int) -> float:
         """The noise level after ``step`` generator steps."""
@@ -38,11 +38,5 @@ class InstanceNoise(Trick):
         std = self.std_at(self.step)
         return x + std * torch.randn_like(x) if std > 0 else x
 
-    def after_g_step(self, task: nn.Module) -> None:
-        self.step += 1
-
-    def state_dict(self) -> dict:
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = int(state["step"])
+    def begin_step(self, task: nn.Module, step: int) -> None:
+        self.step = step - 1

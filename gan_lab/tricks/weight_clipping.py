@@ -19,10 +19,14 @@ class WeightClipping(Trick):
         self.c = positive(c, "tricks.weight_clipping.c")
 
     def setup(self, task: nn.Module) -> None:
-        self.after_d_step(task)  # the critic is in the box from its first evaluation, as the reference code has it
+        self.clip(task)  # the critic is in the box from its first evaluation, as the reference code has it
+
+    def after_phase(self, task: nn.Module, player: str, step: int) -> None:
+        if player == "D":
+            self.clip(task)
 
     @torch.no_grad()
-    def after_d_step(self, task: nn.Module) -> None:
+    def clip(self, task: nn.Module) -> None:
         params = list(task.D.parameters())
         torch._foreach_clamp_min_(params, -self.c)
         torch._foreach_clamp_max_(params, self.c)
