@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hydra.utils import get_class
 import torch
 
 from gan_lab.engine import checkpoint
@@ -19,7 +20,10 @@ def test_model_trains_on_its_default_dataset(tmp_path, model):
     assert torch.isfinite(torch.tensor(loss_g))
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
     assert state["step"] == 4 and state["config"]["train"]["steps"] == 4
-    assert sorted(p.name for p in (tmp_path / "samples").glob("*.png")) == ["fixed_0000002.png", "fixed_0000004.png"]
+    # one PNG per visual of the task (translators: AtoB and BtoA) at each sample step
+    names = ("AtoB", "BtoA") if "unpaired" in get_class(state["config"]["model"]["_target_"]).data_kinds else ("fixed",)
+    assert sorted(p.name for p in (tmp_path / "samples").glob("*.png")) == \
+        sorted(f"{name}_{step:07d}.png" for name in names for step in (2, 4))
     assert (tmp_path / "config.yaml").exists()
 
 

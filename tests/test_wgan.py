@@ -171,7 +171,7 @@ def test_penalty_tricks_are_refused_by_tasks_without_penalties():
 @pytest.mark.parametrize("make, key", [(lambda: GradientPenalty(lambda_=0), "tricks.gradient_penalty.lambda_"),
                                        (lambda: WassersteinDivergence(p=1), "tricks.wgan_div.p"),
                                        (lambda: WeightClipping(c=-1), "tricks.weight_clipping.c"),
-                                       (lambda: dcgan.Discriminator(norm="instance"), "model.discriminator.norm")])
+                                       (lambda: dcgan.Discriminator(norm="spectral"), "model.discriminator.norm")])
 def test_bad_trick_and_norm_values_name_the_key(make, key):
     with pytest.raises((ValueError, ConfigError), match=key.replace(".", r"\.")):
         make()
