@@ -17,7 +17,7 @@ from gan_lab.data.folders import decode_square, list_images
 from gan_lab.engine.inference import inference
 from gan_lab.engine.precision import resolve_device
 from gan_lab.engine.restore import Restored, restore
-from gan_lab.models.base import Grid, Points
+from gan_lab.models.base import Grid
 from gan_lab.errors import ConfigError, GanLabError
 
 log = logging.getLogger("gan_lab")
@@ -35,7 +35,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / torch.sin(omega)
 
 
-def grid(run: Restored, n: int) -> dict[str, Grid | Points]:
+def grid(run: Restored, n: int) -> dict:
     """The model's own visuals for ``n`` fresh inputs (cGAN rows = classes, pix2pix triplets, translators
     A | G_AB(A) | G_BA(G_AB(A)) and the same from B)."""
     data = instantiate(run.config.dataset)

@@ -119,7 +119,8 @@ def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None) -> float:
     else:
         if (run_dir / "checkpoints" / "last.pt").exists():
             raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir}")
-        state.fixed = task.fixed_inputs(data.examples(grid_size(cfg, data)), grid_size(cfg, data))
+        grid = grid_size(cfg, data)
+        state.fixed = task.fixed_inputs(data.examples(grid), grid)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)

@@ -143,7 +143,7 @@ def train_step(state: TrainState, data, hw: Hardware, cfg: DictConfig, guard: Fi
             with hw.autocast():
                 out = phase.loss(batch, carry)
             guard.add(out.loss, f"loss/{phase.player}", step)
-            _optimizer_step(out.loss, state, phase.player, tc.clip_grad.get(phase.player))
+            _optimizer_step(out.loss, state, phase.player, players[phase.player], tc.clip_grad.get(phase.player))
             for trick in state.tricks.values():  # hooks of gan_lab.tricks (weight clipping, EMA, ...)
                 trick.after_phase(task, phase.player, step)
         carry = out.carry
@@ -157,13 +157,14 @@ def train_step(state: TrainState, data, hw: Hardware, cfg: DictConfig, guard: Fi
     return stats
 
 
-def _optimizer_step(loss: torch.Tensor, state: TrainState, player: str, clip: float | None) -> None:
+def _optimizer_step(loss: torch.Tensor, state: TrainState, player: str, net: torch.nn.Module,
+                    clip: float | None) -> None:
     opt, scaler = state.optimizers[player], state.scalers[player]
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if clip is not None:
         scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(state.task.players()[player].parameters(), clip)
+        torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
     scaler.step(opt)
     scaler.update()
 
