@@ -109,9 +109,9 @@ def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None) -> float:
     state, data, hw = setup(cfg)
     evaluator = None
     if OmegaConf.select(cfg, "eval.every") is not None:  # built first: missing weights or data stop the run here
-        from gan_lab.eval import TrainingEvaluator
+        from gan_lab.metrics.evaluate import TrainingEvaluator
 
-        evaluator = TrainingEvaluator(cfg, hw.device)
+        evaluator = TrainingEvaluator(cfg, state.task, hw.device)
     task, total = state.task, cfg.train.steps
     if state_in is not None:
         state.load_state_dict(state_in)

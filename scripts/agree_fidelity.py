@@ -1,8 +1,9 @@
 """gan-lab's FID, IS and KID of a checkpoint next to torch-fidelity's on the very same images.
 
-Draws N samples exactly as ``gan-lab eval ckpt=... eval.num_samples=N`` does (same seed, same
-generator), takes the first N real images of the run's dataset split, and computes the metrics with
-gan-lab and with torch-fidelity from the same weights file. Without the real Inception weights
+Evaluates N samples through gan-lab's metrics library exactly as ``gan-lab eval ckpt=...
+eval.num_samples=N`` does (same seed, same generator, the first N real images of the run's dataset
+split), then computes the same metrics with torch-fidelity on the very images gan-lab measured, from
+the same weights file. Without the real Inception weights
 (torch hub cache or --weights) it uses seeded stand-in weights of the same architecture: the numbers
 then only show that the two pipelines agree.
 
@@ -17,12 +18,13 @@ import time
 
 import torch
 import torch_fidelity
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from gan_lab.engine.restore import restore
-from gan_lab.eval import generate, image_metrics, real_data, to_uint8
+from gan_lab.metrics.evaluate import Evaluation, available_metrics, real_data, to_uint8
 from gan_lab.metrics.inception import ImageTensors, weights_or_stand_in
 
 
@@ -38,16 +40,21 @@ def main() -> None:
 
     weights, kind = weights_or_stand_in(args.weights)
     device = torch.device("cpu")
-    torch.manual_seed(args.seed)  # then the calls of gan-lab eval, in its order: the same random draws
-    run = restore(args.ckpt, device)
-    real = real_data(run, args.split).tensors["real"][: args.n].cpu()
-    fake = to_uint8(generate(run, args.n, args.batch_size))
     kid_subset = min(1000, args.n)
-    ev = OmegaConf.create({"inception_weights": str(weights), "download": False, "batch_size": args.batch_size,
-                           "kid_subset_size": kid_subset, "cache_dir": tempfile.mkdtemp()})
+    with initialize_config_module("gan_lab.configs", version_base="1.3"):
+        ev = compose("eval", overrides=[
+            f"ckpt={args.ckpt}", f"eval.num_samples={args.n}", f"eval.batch_size={args.batch_size}",
+            f"eval.split={args.split}", f"eval.inception_weights={weights}", "eval.download=false",
+            f"eval.available.kid.subset_size={kid_subset}", f"eval.cache_dir={tempfile.mkdtemp()}"]).eval
+    run = restore(args.ckpt, device)
+    dataset = OmegaConf.to_container(run.config.dataset, resolve=True)
+    evaluation = Evaluation(run.task, run.generator, real_data(dataset, args.split), ev, device, dataset,
+                            seed=args.seed)
+    first = evaluation.sets[0]
+    fake, real = to_uint8(evaluation.outputs(first).fake), to_uint8(first.real)
 
     t0 = time.perf_counter()
-    ours, _ = image_metrics(fake, real, ["fid", "is", "kid"], ev, device, {"script": "agree_fidelity"})
+    ours = evaluation.run(evaluation.select(available_metrics(ev), ["fid", "is", "kid"]))
     t1 = time.perf_counter()
     rgb = [x.expand(-1, 3, -1, -1) for x in (fake, real)]  # torch-fidelity takes 3 channels
     theirs = torch_fidelity.calculate_metrics(

@@ -115,7 +115,7 @@ def test_sample_report_accuracy_per_requested_class_and_shares():
 
 def test_eval_with_classifier_features(tmp_path):
     quick = [f"eval.classifier.{s}" for s in QUICK]
-    common = ["eval.features=classifier", "eval.num_samples=40", "eval.batch_size=20", "eval.kid_subset_size=10",
+    common = ["eval.features=classifier", "eval.num_samples=40", "eval.batch_size=20", "eval.available.kid.subset_size=10",
               *quick]
     run(compose_train([*TINY, "model=cgan", "dataset.count=64"]), tmp_path / "cgan")
     out = eval_cli(tmp_path, f"ckpt={tmp_path / 'cgan'}", *common)
@@ -131,7 +131,7 @@ def test_eval_with_classifier_features(tmp_path):
 
     # An unconditional model on the same dataset: the cached classifier, shares of predicted classes.
     run(compose_train([*TINY, "dataset.count=64"]), tmp_path / "dcgan")
-    cfg = compose_app("eval", [f"ckpt={tmp_path / 'dcgan'}", *common, "eval.metrics=[fid]",
+    cfg = compose_app("eval", [f"ckpt={tmp_path / 'dcgan'}", *common, "eval.metrics=[fid,classes]",
                                f"eval.classifier.cache_dir={tmp_path / 'cache' / 'classifiers'}"])
     values = evaluate(cfg)["metrics"]
     shares = [v for k, v in values.items() if k.startswith("share ")]

@@ -11,8 +11,11 @@ from hydra.utils import instantiate
 
 from gan_lab.engine.restore import restore
 from gan_lab.errors import ConfigError
-from gan_lab.eval import evaluate, generate, to_uint8
+from gan_lab.eval import evaluate
+from gan_lab.metrics.evaluate import Evaluation, to_uint8
 from gan_lab.metrics.fid import fid_from_features
+from gan_lab.metrics.image_quality import l1, psnr, ssim
+from gan_lab.metrics.toy2d import mode_coverage
 from gan_lab.metrics.inception import InceptionFeatures, make_seeded_weights
 from gan_lab.train import run
 from tests.conftest import TINY, compose_train
@@ -33,7 +36,7 @@ def weights(tmp_path_factory):
 def test_eval_reports_fid_is_kid_of_the_generated_samples(tmp_path, weights):
     run(compose_train([*TINY, "dataset.count=64"]), tmp_path / "run")
     args = (f"ckpt={tmp_path / 'run'}", "eval.num_samples=30", "eval.batch_size=15", "eval.metrics=[fid,is,kid]",
-            "eval.kid_subset_size=10", f"eval.inception_weights={weights}")
+            "eval.available.kid.subset_size=10", f"eval.inception_weights={weights}")
     out = eval_cli(tmp_path, *args)
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())
@@ -50,24 +53,34 @@ def test_eval_reports_fid_is_kid_of_the_generated_samples(tmp_path, weights):
 
     assert report["step"] == 4 and report["num_samples"] == 30 and report["generator"] == "live"
     assert set(report["metrics"]) == {"FID", "IS", "IS std", "KID", "KID std"}
-    # The same FID from the same samples, computed by hand: the report is of these images.
-    torch.manual_seed(0)
+    # The same FID from the same samples, computed by hand: the report is of these images, drawn from seed 0.
     restored = restore(tmp_path / "run", torch.device("cpu"))
-    fake = to_uint8(generate(restored, 30, 15))
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(0)
+        fake = to_uint8(torch.cat([restored.task.sample(15, restored.generator)["samples"] for _ in range(2)]))
     real = instantiate(restored.config.dataset).tensors["real"][:30]
     net = InceptionFeatures(weights)
     expected = fid_from_features(net.extract(real)[0], net.extract(fake)[0])
     assert report["metrics"]["FID"] == pytest.approx(expected, rel=1e-6)
 
 
+def _drawn_from_seed(restored, n: int, **given) -> torch.Tensor:
+    """What eval's sampling draws: ``task.sample`` from seed 0 (eval's default), G in eval mode."""
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(0)
+        return restored.task.sample(n, restored.generator, **given)["samples"]
+
+
 def test_eval_toy2d_counts_modes(tmp_path):
     run(compose_train([*TINY, "model=gan", "dataset=toy2d", "dataset.count=256"]), tmp_path / "run")
-    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.num_samples=500")
+    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.num_samples=500", "eval.batch_size=500")
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())
-    covered, total = report["metrics"]["modes covered"].split("/")
-    assert total == "8" and 0 <= int(covered) <= 8
-    assert 0.0 <= report["metrics"]["high-quality fraction"] <= 1.0
+    assert report["metric_names"] == ["modes"]  # the only default metric that applies to points
+    restored = restore(tmp_path / "run", torch.device("cpu"))
+    data = instantiate(restored.config.dataset)
+    covered, hq = mode_coverage(_drawn_from_seed(restored, 500), data.modes, data.std)
+    assert report["metrics"] == {"modes covered": f"{covered}/8", "high-quality fraction": pytest.approx(hq)}
 
 
 def test_eval_paired_reports_l1_psnr_ssim(tmp_path):
@@ -75,7 +88,20 @@ def test_eval_paired_reports_l1_psnr_ssim(tmp_path):
     out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.num_samples=16", "eval.metrics=[l1,psnr,ssim]")
     assert out.returncode == 0, out.stderr[-2000:]
     values = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())["metrics"]
-    assert 0 < values["L1"] < 1 and values["PSNR"] > 0 and -1 <= values["SSIM"] <= 1
+    restored = restore(tmp_path / "run", torch.device("cpu"))
+    pairs = instantiate(restored.config.dataset).examples(16)  # shapes_paired has no splits
+    fake, target = _drawn_from_seed(restored, 16, input=pairs["input"]) * 0.5 + 0.5, pairs["target"] * 0.5 + 0.5
+    assert values == pytest.approx({"L1": float(l1(fake, target).mean()), "PSNR": float(psnr(fake, target).mean()),
+                                    "SSIM": float(ssim(fake, target).mean())}, rel=1e-5)
+
+
+def test_eval_names_the_metrics_that_apply(tmp_path):
+    run(compose_train([*TINY, "model=pix2pix", "dataset.count=64"]), tmp_path / "run")
+    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.metrics=[l1,modes]")
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
+    message = " ".join((out.stdout + out.stderr).split())  # rich wraps long lines
+    assert "['modes'] do not apply to this run" in message
+    assert "these do: ['fid', 'is', 'kid', 'pr', 'l1', 'psnr', 'ssim']" in message
 
 
 def test_eval_errors_are_clear(tmp_path):
@@ -87,14 +113,14 @@ def test_eval_errors_are_clear(tmp_path):
     assert out.returncode == 1 and "they need at least 10" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
     out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.metrics=[fid,bogus]")
-    assert out.returncode == 1 and "bogus" in out.stdout + out.stderr
+    assert out.returncode == 1 and "unknown ['bogus']" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
 
 
 def test_eval_reports_the_accuracy_of_a_classifying_discriminator(tmp_path):
     run(compose_train([*TINY, "model=ssgan", "dataset.count=64", "model.labelled=8", "model.generator.width=8",
                        "model.discriminator.width=8"]), tmp_path / "run")
-    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.metrics=[]")  # the accuracy alone
+    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.metrics=[accuracy]")  # the accuracy alone
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())
     assert set(report["metrics"]) == {"classifier_accuracy"}
@@ -109,6 +135,6 @@ def test_eval_reports_the_accuracy_of_a_classifying_discriminator(tmp_path):
 
     run(compose_train([*TINY, "dataset.count=64"]), tmp_path / "dcgan")  # D does not classify: nothing to report
     with initialize_config_module("gan_lab.configs", version_base="1.3"):
-        cfg = compose("eval", overrides=[f"ckpt={tmp_path / 'dcgan'}", "eval.metrics=[]"])
-    with pytest.raises(ConfigError, match="nothing to report"):
+        cfg = compose("eval", overrides=[f"ckpt={tmp_path / 'dcgan'}", "eval.metrics=[accuracy]"])
+    with pytest.raises(ConfigError, match=r"\['accuracy'\] do not apply to this run"):
         evaluate(cfg)

@@ -121,7 +121,7 @@ def test_short_run_classifies_unseen_images_well_above_chance(tmp_path):
                        "model.discriminator.width=8"]), tmp_path)
     config_lib.register()
     with initialize_config_module("gan_lab.configs", version_base="1.3"):
-        cfg = compose("eval", overrides=[f"ckpt={tmp_path}", "eval.metrics=[]", "device=cpu"])
+        cfg = compose("eval", overrides=[f"ckpt={tmp_path}", "eval.metrics=[accuracy]", "device=cpu"])
     report = evaluate(cfg)
     assert report["metrics"]["classifier_accuracy"] > 0.4
     assert report["classifier_accuracy_on"] == "unseen images (dataset.seed=1), 8192 images"

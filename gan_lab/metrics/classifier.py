@@ -8,7 +8,7 @@ one another, never with published (Inception) FIDs.
 
 Trained classifiers are cached as ``<cache_dir>/<digest>.pt``, keyed on the dataset config and the
 training settings. The file stores its own key; a file that is unreadable or holds another key is
-ignored and rebuilt, never trusted (like the real-feature cache of ``gan_lab.eval``).
+ignored and rebuilt, never trusted (like the real-feature cache of ``gan_lab.metrics.evaluate``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from gan_lab.data.base import BatchSampler, TensorDataset
 from gan_lab.engine import checkpoint
 from gan_lab.engine.schedules import Cosine
 from gan_lab.errors import ConfigError
+from gan_lab.metrics.evaluate import Metric
 
 log = logging.getLogger("gan_lab")
 
@@ -270,3 +271,41 @@ def load_or_train(dataset: dict, settings, device: torch.device, force: bool = F
     checkpoint.save({"key": key, "arch": net.arch, "state": net.state_dict(), "accuracy": result.accuracy,
                      "evaluated_on": evaluated_on, "class_names": result.class_names}, path)
     return result
+
+
+# -- as the feature network of `gan-lab eval` --
+
+class ClassifierNet:
+    """``eval.features=classifier``: the features of the dataset's classifier, from the cache or trained
+    now (the interface of ``gan_lab.metrics.evaluate.feature_network``)."""
+
+    prefix = "classifier-"
+
+    def __init__(self, dataset: dict, settings, device: torch.device):
+        self.clf = load_or_train(dataset, settings.classifier, device)
+        self.batch_size, self.device = settings.batch_size, device
+        self.info = {"inception_weights_sha256": None, "note": NOTE,
+                     "classifier": {"cache": str(self.clf.path), "accuracy": self.clf.accuracy["overall"],
+                                    "evaluated_on": self.clf.evaluated_on}}
+
+    def threads(self):
+        return one_cpu_thread(self.device)
+
+    def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.clf.net.extract(images, self.batch_size)
+
+    def real(self, images: torch.Tensor, key: dict) -> torch.Tensor:
+        return self.extract(images)[0]  # fast enough not to cache
+
+
+class ClassReport(Metric):
+    """With classifier features, for samples from the prior: the classifier's accuracy per class the
+    samples were drawn for (conditional models), or the share of samples per predicted class."""
+
+    def applies(self, ev, s) -> bool:
+        return ev.settings.features == "classifier" and s.given is None and s.real.dim() == 4
+
+    def __call__(self, ev, s) -> dict[str, float]:
+        with ev.network.threads():
+            logits = ev.features(s)[1]
+        return sample_report(logits, ev.outputs(s).labels, ev.network.clf.class_names)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from gan_lab.metrics.evaluate import FeatureMetric
+
 
 class FeatureStats:
     """Streaming mean and covariance of feature batches, in float64.
@@ -75,3 +77,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 def fid_from_features(features1: torch.Tensor, features2: torch.Tensor) -> float:
     """FID between two (N, D) feature sets (Inception pool features for the standard FID)."""
     return frechet_distance(*feature_stats(features1), *feature_stats(features2))
+
+
+class FID(FeatureMetric):
+    """``FID`` of a set's outputs against its real images."""
+
+    def measure(self, pool, logits, real):
+        return {"FID": fid_from_features(real, pool)}

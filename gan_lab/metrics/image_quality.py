@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gan_lab.metrics.evaluate import Metric
+
 
 def _check(a: torch.Tensor, b: torch.Tensor) -> None:
     if a.shape != b.shape or a.dim() != 4:
@@ -59,3 +61,43 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     cov = blur(a * b) - mu_a * mu_b
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return ssim_map.mean(dim=(1, 2, 3)).view(n, c).mean(1).float()
+
+
+class PairedMetric(Metric):
+    """The mean of ``measure`` over (output, true partner) pairs of a paired set, in [0, 1] image units."""
+
+    key: str
+
+    @staticmethod
+    def measure(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def applies(self, ev, s) -> bool:
+        return s.paired and s.real.dim() == 4
+
+    def __call__(self, ev, s) -> dict[str, float]:
+        fake, partner = ev.outputs(s).fake, s.real.cpu().float()
+        return {self.key: float(self.measure(fake * 0.5 + 0.5, partner * 0.5 + 0.5).mean())}
+
+
+class L1(PairedMetric):
+    key, measure = "L1", staticmethod(l1)
+
+
+class PSNR(PairedMetric):
+    key, measure = "PSNR", staticmethod(psnr)
+
+
+class SSIM(PairedMetric):
+    key, measure = "SSIM", staticmethod(ssim)
+
+
+class CycleL1(Metric):
+    """``cycle L1``: |back(G(x)) - x| averaged over a translator's inputs, in [0, 1] image units (the cycle
+    consistency of Zhu et al. 2017, eq. 2, as an error)."""
+
+    def applies(self, ev, s) -> bool:
+        return s.back is not None
+
+    def __call__(self, ev, s) -> dict[str, float]:
+        return {"cycle L1": float((ev.outputs(s).cycled - s.given["input"].cpu()).abs().mean() * 0.5)}

@@ -14,6 +14,8 @@ import math
 import numpy as np
 import torch
 
+from gan_lab.metrics.evaluate import FeatureMetric
+
 
 def inception_score(logits: torch.Tensor, splits: int = 10,
                     shuffle_seed: int | None = 2020) -> tuple[float, float]:
@@ -36,3 +38,16 @@ def inception_score(logits: torch.Tensor, splits: int = 10,
         scores.append(kl.mean().exp())
     scores = torch.stack(scores)
     return float(scores.mean()), float(scores.std(correction=0))
+
+
+class InceptionScore(FeatureMetric):
+    """``IS`` and ``IS std`` of a set's outputs over ``splits`` chunks."""
+
+    needs_real = False
+
+    def __init__(self, splits: int = 10):
+        self.splits = self.min_samples = splits
+
+    def measure(self, pool, logits, real):
+        mean, std = inception_score(logits, self.splits)
+        return {"IS": mean, "IS std": std}

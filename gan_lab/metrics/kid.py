@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gan_lab.metrics.evaluate import FeatureMetric
+
 # Up to this many kernel entries (16M float64 = 128 MB) the full kernel matrices are computed once and
 # every subset indexes into them; beyond it each subset computes its own blocks.
 _FULL_KERNEL_MAX = 1 << 24
@@ -56,3 +58,15 @@ def kernel_inception_distance(features1: torch.Tensor, features2: torch.Tensor, 
         mmds.append(mmd2_unbiased(k_xx(i, i), k_xy(i, j), k_yy(j, j)))
     mmds = torch.stack(mmds)
     return float(mmds.mean()), float(mmds.std(correction=0))
+
+
+class KID(FeatureMetric):
+    """``KID`` and ``KID std``; subsets of ``subset_size`` (torch-fidelity's 1000), fewer when a set is smaller."""
+
+    def __init__(self, subset_size: int = 1000, subsets: int = 100):
+        self.subset_size, self.subsets = subset_size, subsets
+
+    def measure(self, pool, logits, real):
+        size = min(self.subset_size, len(real), len(pool))
+        mean, std = kernel_inception_distance(real, pool, subsets=self.subsets, subset_size=size)
+        return {"KID": mean, "KID std": std}

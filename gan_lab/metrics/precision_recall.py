@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from gan_lab.metrics.evaluate import FeatureMetric
+
 
 def _knn_radii(x: torch.Tensor, k: int, block: int) -> torch.Tensor:
     """Distance from each row to its k-th nearest other row (the self-distance 0 is the 1st value)."""
@@ -34,3 +36,14 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3,
     precision = _inside(fake, real, _knn_radii(real, k, block), block)
     recall = _inside(real, fake, _knn_radii(fake, k, block), block)
     return float(precision), float(recall)
+
+
+class PrecisionRecall(FeatureMetric):
+    """``precision`` and ``recall`` with ``k`` nearest neighbours (the paper's 3)."""
+
+    def __init__(self, k: int = 3):
+        self.k, self.min_samples = k, k + 1
+
+    def measure(self, pool, logits, real):
+        precision, recall = precision_recall(real, pool, self.k)
+        return {"precision": precision, "recall": recall}

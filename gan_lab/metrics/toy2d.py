@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import torch
 
+from gan_lab.data.toy2d import Toy2D
+from gan_lab.metrics.evaluate import Metric
+
 
 def mode_coverage(samples: torch.Tensor, modes: torch.Tensor, std: float,
                   min_count: int = 1) -> tuple[int, float]:
@@ -20,3 +23,17 @@ def mode_coverage(samples: torch.Tensor, modes: torch.Tensor, std: float,
     high_quality = distance <= 3 * std
     counts = torch.bincount(nearest[high_quality], minlength=len(modes))
     return int((counts >= min_count).sum()), float(high_quality.float().mean())
+
+
+class ModeCoverage(Metric):
+    """``modes covered`` ("k/K") and ``high-quality fraction`` of samples of a :class:`Toy2D` mixture."""
+
+    def __init__(self, min_count: int = 1):
+        self.min_count = min_count
+
+    def applies(self, ev, s) -> bool:
+        return isinstance(ev.data, Toy2D) and s.given is None
+
+    def __call__(self, ev, s) -> dict[str, float | str]:
+        covered, high_quality = mode_coverage(ev.outputs(s).fake, ev.data.modes, ev.data.std, self.min_count)
+        return {"modes covered": f"{covered}/{len(ev.data.modes)}", "high-quality fraction": high_quality}

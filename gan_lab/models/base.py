@@ -10,7 +10,9 @@ mixed precision, clipping and (later) gradient all-reduce exist once. A task say
   (stylegan2-ada's phase loop); the default is ``n_critic`` D steps, then one G step;
 - ``begin_step(step)`` / ``end_step(step, stats)``: per-step task state (ProGAN's stage, BEGAN's k);
 - ``sample(n, G, **given)`` and ``visuals(fixed, G)``: everything after training (eval, sample,
-  grids, FID during training) goes through these two, with ``G`` the live or averaged generator.
+  grids, FID during training) goes through these two, with ``G`` the live or averaged generator;
+- ``eval_sets(data, n)``: what evaluation compares (:class:`EvalSet`); the metric plug-ins of
+  ``gan_lab.metrics`` measure each set they apply to.
 
 Batches are dicts of tensors on the run's device, one key set per data kind (``data_kinds``):
 ``image`` ``{"real", "label"?}``, ``points`` ``{"real"}``, ``paired`` ``{"input", "target"}``,
@@ -71,6 +73,23 @@ class Points:
 
     points: torch.Tensor
     reference: torch.Tensor | None = None
+
+
+@dataclass
+class EvalSet:
+    """One thing a task's evaluation compares: the outputs of ``sample(n, G, **given)`` (``given`` None:
+    ``n`` draws from the prior) against ``real`` examples of the output's domain.
+
+    - ``name``: the prefix of the set's metric keys (``""``, ``"AtoB "``);
+    - ``paired``: output ``i`` should equal ``real[i]`` (its true partner), so L1/PSNR/SSIM apply;
+    - ``back``: the ``given`` (without ``input``) that maps outputs back to ``given["input"]``: the cycle.
+    """
+
+    name: str
+    real: torch.Tensor
+    given: dict[str, Any] | None = None
+    paired: bool = False
+    back: dict[str, Any] | None = None
 
 
 def square_columns(n: int) -> int:
@@ -143,3 +162,8 @@ class GANTask(nn.Module):
     def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid | Points]:
         """Named grids (or point clouds) of ``G`` on the fixed inputs, for TensorBoard and ``samples/``."""
         raise NotImplementedError
+
+    def eval_sets(self, data, n: int) -> list[EvalSet]:
+        """What eval compares, from the evaluation ``data`` (``n`` examples at most): by default ``n``
+        samples from the prior against the first ``n`` real examples."""
+        return [EvalSet("", data.examples(n)["real"])]

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_lab.errors import ConfigError
-from gan_lab.models.base import GANTask, Grid, LossOut, square_columns
+from gan_lab.models.base import EvalSet, GANTask, Grid, LossOut, square_columns
 from gan_lab.models.blocks import conv_block, dcgan_init
 
 _DROPOUT_LAYERS = 3  # decoder "CD" layers of §6.1.1: CD512-CD1024-CD1024-C1024-...
@@ -153,6 +153,11 @@ class Pix2PixTask(GANTask):
             if isinstance(module, nn.Dropout):
                 module.train()
         return {"samples": G(given["input"])}
+
+    def eval_sets(self, data, n: int) -> list[EvalSet]:
+        """Outputs of the first ``n`` inputs against their targets."""
+        pairs = data.examples(n)
+        return [EvalSet("", pairs["target"], given={"input": pairs["input"]}, paired=True)]
 
     def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid]:
         """Triplets (input, output, target), side by side, in a square grid of triplets."""

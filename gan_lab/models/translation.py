@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_lab.errors import ConfigError
-from gan_lab.models.base import GANTask, Grid, square_columns
+from gan_lab.models.base import EvalSet, GANTask, Grid, square_columns
 from gan_lab.models.pix2pix import triplets
 
 DIRECTIONS = {"AtoB": "AB", "BtoA": "BA"}
@@ -177,6 +177,14 @@ class TwoWayTranslator(GANTask):
         if "input" not in given:
             raise ValueError("a translator translates images: sample(n, G, input=images, direction='AtoB'|'BtoA')")
         return {"samples": translate(G, given["input"], given.get("direction", "AtoB"))}
+
+    def eval_sets(self, data, n: int) -> list[EvalSet]:
+        """Per direction, the translations of one domain's first ``n`` images against the other domain's
+        (their true partners where the dataset keeps hidden pairs), and the way back."""
+        examples = data.examples(n)
+        return [EvalSet(f"{direction} ", examples[target], given={"input": examples[source], "direction": direction},
+                        paired=data.paired, back={"direction": back})
+                for direction, source, target, back in (("AtoB", "A", "B", "BtoA"), ("BtoA", "B", "A", "AtoB"))]
 
     def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid]:
         """Rows ``A | G_AB(A) | G_BA(G_AB(A))`` ("AtoB") and ``B | G_BA(B) | G_AB(G_BA(B))`` ("BtoA")."""

@@ -1,0 +1,294 @@
+"""The metrics library that ``gan-lab eval`` and FID during training both call.
+
+A task says what evaluation compares (``task.eval_sets``: samples from the prior against real images,
+translations against their targets, ...). An :class:`Evaluation` generates each set's outputs once,
+extracts their features once, and hands them to the metric plug-ins named in ``eval.metrics``: the
+``_target_`` objects of ``eval.available`` (``configs/eval/default.yaml``), each saying which sets it
+applies to. Adding a metric is a :class:`Metric` subclass beside its function and one line in that
+file; the apps never name a metric. (torch-fidelity's library-first design: the CLI is a thin shell.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from gan_lab import config as config_lib
+from gan_lab.engine import checkpoint
+from gan_lab.engine.inference import inference
+from gan_lab.errors import ConfigError
+from gan_lab.models.base import EvalSet, GANTask
+
+log = logging.getLogger("gan_lab")
+
+FEATURES = ("inception", "classifier")
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats -> uint8, rounding as the real data was quantised."""
+    return images.float().mul(127.5).add(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+
+
+@dataclass
+class Outputs:
+    """What ``G`` produced for one eval set: ``fake`` (float, CPU), the ``labels`` the samples were drawn
+    for (conditional models), and ``cycled``, the outputs mapped back (translators)."""
+
+    set: EvalSet
+    fake: torch.Tensor
+    labels: torch.Tensor | None = None
+    cycled: torch.Tensor | None = None
+
+
+class Metric:
+    """A metric plug-in: ``applies(ev, s)`` says whether it measures eval set ``s`` of a run,
+    ``__call__(ev, s)`` returns its values for that set (keys without the set's name), taking the
+    outputs and features it needs from ``ev`` (``ev.outputs(s)``, ``ev.features(s)``), which computes
+    each once."""
+
+    min_samples = 2  # the fewest samples it can be computed from
+
+    def applies(self, ev: Evaluation, s: EvalSet) -> bool:
+        """By default: sets of images."""
+        return s.real.dim() == 4
+
+    def __call__(self, ev: Evaluation, s: EvalSet) -> dict[str, float | str]:
+        raise NotImplementedError
+
+
+class FeatureMetric(Metric):
+    """A metric of feature-network features (FID, IS, KID, precision/recall): ``measure`` gets the outputs'
+    pool features and logits and, when ``needs_real``, the real images' pool features; its keys get the
+    network's prefix (``classifier-FID``)."""
+
+    needs_real = True
+
+    def __call__(self, ev: Evaluation, s: EvalSet) -> dict[str, float]:
+        with ev.network.threads():
+            pool, logits = ev.features(s)
+            real = ev.real_features(s) if self.needs_real else None
+            return {f"{ev.network.prefix}{k}": v for k, v in self.measure(pool, logits, real).items()}
+
+    def measure(self, pool: torch.Tensor, logits: torch.Tensor, real: torch.Tensor | None) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class Evaluation:
+    """One evaluation of generator ``G`` of ``task`` against ``data`` (the run's dataset on its eval split).
+
+    ``settings`` are the ``eval`` settings; ``dataset`` is the resolved dataset config (cache keys, the
+    classifier); with ``seed`` every set's sampling starts from it (on a forked RNG), so repeated
+    evaluations see the same inputs. ``info`` collects what the report says beside the values."""
+
+    def __init__(self, task: GANTask, G: nn.Module, data, ev: DictConfig, device: torch.device,
+                 dataset: dict, seed: int | None = None, network=None):
+        self.task, self.G, self.data, self.settings, self.device = task, G, data, ev, device
+        self.dataset, self.seed = dataset, seed
+        self.sets = task.eval_sets(data, ev.num_samples)
+        self.info: dict = {}
+        if network is not None:
+            self.network = network
+        self._outputs: dict[str, Outputs] = {}
+        self._fake_features: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._real_features: dict[str, torch.Tensor] = {}
+
+    def select(self, available: dict[str, Metric], names: list[str] | None) -> dict[str, Metric]:
+        """The metrics to compute: ``names`` (each must apply to this run), or with None every
+        available one that applies; too few samples for any of them stops here, before any work."""
+        applicable = [name for name, metric in available.items() if any(metric.applies(self, s) for s in self.sets)]
+        if names is None:
+            names = applicable
+        unknown = [name for name in names if name not in available]
+        if unknown:
+            raise ConfigError(f"eval.metrics: unknown {unknown}; eval.available has {list(available)}")
+        wrong = [name for name in names if name not in applicable]
+        if wrong:
+            raise ConfigError(f"eval.metrics: {wrong} do not apply to this run ({type(self.task).__name__} on "
+                              f"{self.dataset.get('_target_')}); these do: {applicable}")
+        if not names:
+            raise ConfigError(f"eval.metrics is empty: nothing to report (these apply to this run: {applicable})")
+        need = max(available[name].min_samples for name in names)
+        if self.settings.num_samples < need:
+            raise ConfigError(f"eval.num_samples={self.settings.num_samples} is too few for eval.metrics={list(names)}: "
+                              f"they need at least {need} (IS: 10 splits; precision/recall: k=3 neighbours)")
+        return {name: available[name] for name in names}
+
+    def run(self, metrics: dict[str, Metric]) -> dict[str, float | str]:
+        """Every metric on every set it applies to; keys are prefixed with the set's name."""
+        values = {}
+        for s in self.sets:
+            for metric in metrics.values():
+                if metric.applies(self, s):
+                    values.update({f"{s.name}{k}": v for k, v in metric(self, s).items()})
+        return values
+
+    def outputs(self, s: EvalSet) -> Outputs:
+        """The set's outputs, generated once in batches of ``eval.batch_size`` through ``task.sample``."""
+        if s.name not in self._outputs:
+            fake, labels = self._generate(s.given)
+            cycled = None
+            if s.back is not None:
+                cycled = self._generate({**s.back, "input": fake})[0]
+            self._outputs[s.name] = Outputs(s, fake, labels, cycled)
+        return self._outputs[s.name]
+
+    def _generate(self, given: dict | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        n, size = (self.settings.num_samples if given is None else len(given["input"])), self.settings.batch_size
+        out, labels = [], []
+        with inference(self.G, self.device):
+            if self.seed is not None:
+                torch.manual_seed(self.seed)
+            for start in range(0, n, size):
+                chunk = {} if given is None else {**given, "input": given["input"][start:start + size].to(self.device)}
+                drawn = self.task.sample(min(size, n - start), self.G, **chunk)
+                out.append(drawn["samples"].float().cpu())
+                if "label" in drawn:
+                    labels.append(drawn["label"].cpu())
+        return torch.cat(out), torch.cat(labels) if labels else None
+
+    def report_info(self) -> dict:
+        """What the report says beside the values: the metrics' notes and the feature network's."""
+        network = self.__dict__.get("network")
+        return {"inception_weights_sha256": None, **(network.info if network is not None else {}), **self.info}
+
+    # -- features, shared by FID, IS, KID and precision/recall --
+
+    @cached_property
+    def network(self):
+        """The feature network of ``eval.features``, built when a metric first needs it."""
+        return feature_network(self.settings, self.dataset, self.device)
+
+    def features(self, s: EvalSet) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pool features, logits) of the set's outputs."""
+        if s.name not in self._fake_features:
+            self._fake_features[s.name] = self.network.extract(to_uint8(self.outputs(s).fake))
+        return self._fake_features[s.name]
+
+    def real_features(self, s: EvalSet) -> torch.Tensor:
+        """Pool features of the set's real images, which must match its outputs in shape."""
+        fake = self.outputs(s).fake
+        if fake.shape[1:] != s.real.shape[1:]:
+            raise ConfigError(f"generated images {tuple(fake.shape[1:])} differ from the real ones "
+                              f"{tuple(s.real.shape[1:])}; evaluate against the run's own dataset")
+        if s.name not in self._real_features:
+            key = {"dataset": self.dataset, "set": s.name.strip()}
+            self._real_features[s.name] = self.network.real(to_uint8(s.real), key)
+        return self._real_features[s.name]
+
+
+def feature_network(ev: DictConfig, dataset: dict, device: torch.device):
+    """The FID Inception network or gan-lab's classifier of ``dataset`` (``eval.features``). Either has
+    ``prefix`` (of its metric keys), ``info`` (for the report), ``extract(uint8 images) -> (pool, logits)``,
+    ``real(uint8 images, key) -> pool`` and ``threads()``, the context its metrics run in."""
+    if ev.features == "classifier":
+        from gan_lab.metrics.classifier import ClassifierNet
+
+        return ClassifierNet(dataset, ev, device)
+    return InceptionNet(ev, device)
+
+
+class InceptionNet:
+    """The FID Inception network (``gan_lab.metrics.inception``); real features are cached on disk per
+    (dataset, set, count, shape, weights). The cache file stores its own key; a file that is unreadable
+    or holds another key is ignored and rebuilt, never trusted."""
+
+    prefix = ""
+
+    def __init__(self, ev: DictConfig, device: torch.device):
+        from gan_lab.metrics.inception import InceptionFeatures
+
+        self.net = InceptionFeatures(ev.inception_weights, device, download=ev.download)
+        self.ev = ev
+        self.weights = hashlib.sha256(Path(self.net.weights).read_bytes()).hexdigest()[:16]
+        self.info = {"inception_weights_sha256": self.weights}
+        self.threads = contextlib.nullcontext
+
+    def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.extract(images, self.ev.batch_size)
+
+    def real(self, images: torch.Tensor, key: dict) -> torch.Tensor:
+        key = {**key, "count": len(images), "shape": list(images.shape[1:]), "weights": self.weights}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+        path = Path(self.ev.cache_dir).expanduser() / f"real-{digest}.pt"
+        try:
+            cached = torch.load(path, map_location="cpu", weights_only=True)
+            if cached.get("key") == key and cached["pool"].shape == (len(images), 2048):
+                log.info("real features from the cache %s", path)
+                return cached["pool"]
+            log.warning("ignoring %s: it was computed for other data or weights", path)
+        except FileNotFoundError:
+            pass
+        except Exception as err:  # truncated or foreign file: rebuild it
+            log.warning("ignoring unreadable cache file %s (%s)", path, type(err).__name__)
+        pool = self.extract(images)[0]
+        checkpoint.save({"key": key, "pool": pool}, path)
+        return pool
+
+
+def available_metrics(ev: DictConfig) -> dict[str, Metric]:
+    """The plug-ins of ``eval.available``, by name."""
+    return {name: config_lib.instantiate_group(node, f"eval.available.{name}") for name, node in ev.available.items()}
+
+
+def check_settings(ev: DictConfig) -> None:
+    """Checks of the eval settings that need no model or data, so bad values stop before any work."""
+    if ev.features not in FEATURES:
+        raise ConfigError(f"eval.features must be one of {list(FEATURES)}, got {ev.features!r}")
+    if ev.features == "classifier":
+        from gan_lab.metrics.classifier import check_settings as check_classifier
+
+        check_classifier(ev.classifier, "eval.classifier")
+
+
+def real_data(dataset: dict, split: str):
+    """The dataset of a resolved config node on ``split``, where the dataset has splits."""
+    node = dict(dataset)
+    if "split" in node:
+        node["split"] = split
+    return instantiate(node)
+
+
+class TrainingEvaluator:
+    """FID of the live run every ``eval.every`` steps (``configs/eval/training.yaml``).
+
+    Each evaluation draws the same ``eval.num_samples`` inputs (seeded by ``seed``, on a forked RNG, so
+    training takes the same path with or without it) from the EMA generator when the run keeps one, and
+    compares them with the dataset's ``eval.split`` through the same library as ``gan-lab eval``."""
+
+    def __init__(self, cfg: DictConfig, task: GANTask, device: torch.device):
+        ev = cfg.eval
+        check_settings(ev)
+        if list(ev.metrics or []) != ["fid"]:
+            raise ConfigError(f"eval.metrics during training must be [fid], got {ev.metrics}")
+        self.cfg, self.device = cfg, device
+        self.dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+        self.data = real_data(self.dataset, ev.split)
+        self.name = "classifier_fid" if ev.features == "classifier" else "fid"
+        # Fail now, not at the first evaluation, when FID does not apply or its network cannot be had
+        # (on a forked RNG: building a network draws random weights, which would shift the run's stream).
+        with self._forked():
+            self.metrics = self._evaluation(task).select(available_metrics(ev), ["fid"])
+            self.network = feature_network(ev, self.dataset, device)
+
+    def _forked(self):
+        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+
+    def _evaluation(self, task: GANTask, network=None) -> Evaluation:
+        return Evaluation(task, task.sampling_generator(), self.data, self.cfg.eval, self.device, self.dataset,
+                          seed=self.cfg.seed, network=network)
+
+    def __call__(self, state) -> tuple[str, float]:
+        # Feature networks draw from the RNG too (a classifier trained on first use): fork all of it.
+        with self._forked():
+            values = self._evaluation(state.task, self.network).run(self.metrics)
+        return self.name, next(v for k, v in values.items() if k.endswith("FID"))
