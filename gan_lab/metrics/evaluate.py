@@ -90,11 +90,11 @@ class Evaluation:
     classifier); with ``seed`` every set's sampling starts from it (on a forked RNG), so repeated
     evaluations see the same inputs. ``info`` collects what the report says beside the values."""
 
-    def __init__(self, task: GANTask, G: nn.Module, data, ev: DictConfig, device: torch.device,
+    def __init__(self, task: GANTask, G: nn.Module, data, settings: DictConfig, device: torch.device,
                  dataset: dict, seed: int | None = None, network=None):
-        self.task, self.G, self.data, self.settings, self.device = task, G, data, ev, device
+        self.task, self.G, self.data, self.settings, self.device = task, G, data, settings, device
         self.dataset, self.seed = dataset, seed
-        self.sets = task.eval_sets(data, ev.num_samples)
+        self.sets = task.eval_sets(data, settings.num_samples)
         self.info: dict = {}
         if network is not None:
             self.network = network
@@ -119,8 +119,9 @@ class Evaluation:
             raise ConfigError(f"eval.metrics is empty: nothing to report (these apply to this run: {applicable})")
         need = max(available[name].min_samples for name in names)
         if self.settings.num_samples < need:
-            raise ConfigError(f"eval.num_samples={self.settings.num_samples} is too few for eval.metrics={list(names)}: "
-                              f"they need at least {need} (IS: 10 splits; precision/recall: k=3 neighbours)")
+            raise ConfigError(f"eval.num_samples={self.settings.num_samples} is too few for eval.metrics="
+                              f"{list(names)}: they need at least {need} (IS: 10 splits; precision/recall: k=3 "
+                              f"neighbours)")
         return {name: available[name] for name in names}
 
     def run(self, metrics: dict[str, Metric]) -> dict[str, float | str]:
