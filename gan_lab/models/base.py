@@ -10,7 +10,8 @@ mixed precision, clipping and (later) gradient all-reduce exist once. A task say
   (stylegan2-ada's phase loop); the default is ``n_critic`` D steps, then one G step;
 - ``begin_step(step)`` / ``end_step(step, stats)``: per-step task state (ProGAN's stage, BEGAN's k);
 - ``sample(n, G, **given)`` and ``visuals(fixed, G)``: everything after training (eval, sample,
-  grids, FID during training) goes through these two, with ``G`` the live or averaged generator.
+  grids, FID during training) goes through these two, with ``G`` the live or averaged generator;
+  ``interpolation`` and ``traversal`` give the ``given`` inputs of ``gan-lab sample``'s latent walks.
 
 Batches are dicts of tensors on the run's device, one key set per data kind (``data_kinds``):
 ``image`` ``{"real", "label"?}``, ``points`` ``{"real"}``, ``paired`` ``{"input", "target"}``,
@@ -26,6 +27,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from gan_lab.errors import ConfigError
 
 
 @dataclass
@@ -143,3 +146,16 @@ class GANTask(nn.Module):
     def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid | Points]:
         """Named grids (or point clouds) of ``G`` on the fixed inputs, for TensorBoard and ``samples/``."""
         raise NotImplementedError
+
+    def interpolation(self, rows: int, steps: int) -> dict[str, torch.Tensor]:
+        """``given`` of :meth:`sample` for ``rows`` paths of ``steps`` samples each through the latent
+        space, row by row (``gan-lab sample interpolate=true``); the default: no latent to walk."""
+        raise ConfigError(f"interpolate=true needs a model with a Gaussian latent z; {type(self).__name__} has none")
+
+    def traversal(self, code: str, n: int, steps: int,
+                  span: tuple[float, float]) -> tuple[dict[str, torch.Tensor], int]:
+        """(``given`` of :meth:`sample` for about ``n`` samples in rows that vary latent code ``code``,
+        samples per row) (``gan-lab sample traverse=<code>``); ValueError for an unknown code.
+        The default: no latent codes."""
+        raise ConfigError(f"traverse={code} needs a model with latent codes (model=infogan); "
+                          f"{type(self).__name__} has none")
