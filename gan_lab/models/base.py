@@ -83,12 +83,16 @@ def square_columns(n: int) -> int:
 class GANTask(nn.Module):
     """Base class of every model family: ``self.G`` is the generator (the module sampling uses and
     ``G_ema`` averages), ``self.D`` the discriminator. Subclasses implement :meth:`d_loss`,
-    :meth:`g_loss` (or their own :meth:`phases`), :meth:`fixed_inputs`, :meth:`sample` and :meth:`visuals`.
+    :meth:`g_loss` (or their own :meth:`phases`), :meth:`fixed_inputs` (or :attr:`fixed_examples`),
+    :meth:`sample` and :meth:`visuals`.
 
     ``reuse_fake``: the D step hands its fake to the G step (one G forward per step, as the DCGAN
     and pix2pix reference code do); False: G draws its own (WGAN's Algorithm 1)."""
 
     data_kinds: tuple[str, ...] = ("image",)
+    # Keys of the dataset's examples the sample grid shows as they are (pix2pix's input and target):
+    # checkpoints leave them out and a resumed run re-reads them from the (deterministic) dataset.
+    fixed_examples: tuple[str, ...] = ()
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module | None = None,
                  reuse_fake: bool = True):
@@ -135,8 +139,10 @@ class GANTask(nn.Module):
         """After step ``step`` with its stats (BEGAN's k update); state kept here must be buffers."""
 
     def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
-        """Inputs of the sample grid, drawn once per run and checkpointed; ``batch`` holds ``n`` real examples."""
-        raise NotImplementedError
+        """Inputs of the sample grid, drawn once per run; ``batch`` holds the dataset's first ``n`` examples
+        (``data.examples(n)``). The default: the :attr:`fixed_examples` of the batch. Anything else a
+        task draws here (latents) is checkpointed."""
+        return {key: batch[key][:n] for key in self.fixed_examples}
 
     def sample(self, n: int, G: nn.Module, **given) -> dict[str, torch.Tensor]:
         """``n`` samples of ``G``: ``{"samples": (n, ...)}`` plus what they were drawn for (``label``).
