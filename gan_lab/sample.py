@@ -25,16 +25,6 @@ log = logging.getLogger("gan_lab")
 config_lib.register()
 
 
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between rows of ``a`` and ``b`` at fractions ``t`` (White 2016,
-    "Sampling Generative Networks"): Gaussian latents concentrate on a sphere, so the path
-    stays where the prior has mass. Returns (len(a), len(t), dim)."""
-    omega = torch.arccos((torch.nn.functional.normalize(a, dim=1) * torch.nn.functional.normalize(b, dim=1))
-                         .sum(1).clamp(-1 + 1e-7, 1 - 1e-7))[:, None, None]
-    t = t[None, :, None]
-    return (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / torch.sin(omega)
-
-
 def grid(run: Restored, n: int) -> dict:
     """The model's own visuals for ``n`` fresh inputs (cGAN rows = classes, pix2pix triplets, translators
     A | G_AB(A) | G_BA(G_AB(A)) and the same from B)."""
@@ -46,33 +36,20 @@ def grid(run: Restored, n: int) -> dict:
 
 @torch.no_grad()
 def interpolations(run: Restored, rows: int, steps: int) -> torch.Tensor:
-    G, task = run.generator, run.task
-    if not hasattr(G, "z_dim"):
-        raise ConfigError("interpolate=true needs a model with a latent z (not an image-to-image model)")
-    if hasattr(task, "traversal"):  # a latent of one-hot and uniform codes is no Gaussian to slerp through
-        raise ConfigError("interpolate=true draws Gaussian latents, but this model's latent holds codes: "
-                          "use traverse=<code> instead")
-    device = task.device
-    z = slerp(torch.randn(rows, G.z_dim, device=device), torch.randn(rows, G.z_dim, device=device),
-              torch.linspace(0, 1, steps, device=device)).flatten(0, 1)
-    given = {"z": z}
-    if hasattr(G, "num_classes"):  # cGAN: one class per row
-        given["label"] = (torch.arange(rows, device=device) % G.num_classes).repeat_interleave(steps)
-    return task.sample(len(z), G, **given)["samples"]
+    """``rows`` paths of ``steps`` samples through the model's latent space (its ``interpolation``)."""
+    given = run.task.interpolation(rows, steps)
+    return run.task.sample(rows * steps, run.generator, **given)["samples"]
 
 
 @torch.no_grad()
 def traversal(run: Restored, code: str, n: int, steps: int, span: list[float]) -> tuple[torch.Tensor, int]:
     """Rows that vary one latent code and hold the others at one draw per row (InfoGAN, Chen et al.
     2016, Fig. 2): a categorical code through its values, a continuous one over ``steps`` values."""
-    if not hasattr(run.task, "traversal"):
-        raise ConfigError(f"traverse={code} needs a model with latent codes (model=infogan); this checkpoint "
-                          f"is {type(run.task).__name__}")
     try:
-        inputs, nrow = run.task.traversal(code, n, steps, tuple(span))
+        given, nrow = run.task.traversal(code, n, steps, tuple(span))
     except ValueError as err:
         raise ConfigError(f"traverse={code}: {err}") from None
-    return run.task.sample(len(inputs["z"]), run.generator, z=inputs["z"])["samples"], nrow
+    return run.task.sample(len(given["z"]), run.generator, **given)["samples"], nrow
 
 
 @torch.no_grad()

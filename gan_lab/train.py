@@ -114,13 +114,12 @@ def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None) -> float:
         evaluator = TrainingEvaluator(cfg, state.task, hw.device)
     task, total = state.task, cfg.train.steps
     if state_in is not None:
-        state.load_state_dict(state_in)
+        state.load_state_dict(state_in, data)
         log.info("resumed from %s at step %d", checkpoint.resolve(cfg.resume), state.step)
     else:
         if (run_dir / "checkpoints" / "last.pt").exists():
             raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir}")
-        grid = grid_size(cfg, data)
-        state.fixed = task.fixed_inputs(data.examples(grid), grid)
+        state.draw_fixed(data, grid_size(cfg, data))
 
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)

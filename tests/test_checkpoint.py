@@ -58,6 +58,13 @@ def test_garbage_and_missing_files(tmp_path):
         checkpoint.load(tmp_path)
 
 
+def test_older_format_is_a_clear_error(tmp_path):
+    # format 2 kept ProGAN's phase in buffers, which the networks no longer have
+    checkpoint.save({**_state(1), "format_version": 2}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="has checkpoint format 2, this gan-lab reads 3"):
+        checkpoint.load(tmp_path / "old.pt")
+
+
 def test_foreign_checkpoint_is_rejected(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a gan-lab checkpoint"):

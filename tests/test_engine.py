@@ -229,7 +229,7 @@ def test_rendering_does_not_change_training(tmp_path, model):
     from gan_lab.engine.recorder import Recorder
 
     cfg, state, data, hw = _setup(f"model={model}")
-    state.fixed = state.task.fixed_inputs(data.examples(8), 8)
+    state.draw_fixed(data, 8)
     _step(cfg, state, data, hw)
     weights = {k: v.clone() for k, v in state.task.state_dict().items()}
     rng = torch.get_rng_state()

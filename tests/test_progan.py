@@ -100,13 +100,22 @@ def test_phase_is_a_pure_function_of_the_step():
     assert phase_at(1, 3, 0, 0) == (3, 1.0)  # no schedule: full size from the start
 
 
-def test_begin_step_sets_the_phase_of_both_networks():
-    cfg = compose_train([*TINY, *NARROW, "model=progan", "model.stabilize_steps=1", "model.fade_steps=4"])
+def test_begin_step_sets_the_phase_of_every_network_as_python_numbers():
+    cfg = compose_train([*TINY, *NARROW, "model=progan", "model.stabilize_steps=1", "model.fade_steps=4",
+                         "tricks=[ema]"])
     state, _, _ = setup(cfg)
     task = state.task
+    # step 1 at 4x4, steps 2-5 fade in 8x8, step 6 at 8x8, step 7 fades in 16x16
+    assert [task.begin_step(step) for step in range(1, 8)] == [False, True, False, False, False, True, True]
     task.begin_step(4)
-    assert task.G.phase() == task.D.phase() == (1, 0.5)
-    assert task.state_dict()["G.alpha"] == 0.5 and task.state_dict()["D.level"] == 1
+    assert task.G.phase() == task.D.phase() == task.G_ema.phase() == (1, 0.5)
+    assert type(task.G.level) is int and type(task.G.alpha) is float  # no tensor: no device sync per forward
+    assert not any(name.endswith(("level", "alpha")) for name, _ in task.named_buffers())
+    saved = task.state_dict()
+    assert saved["G._extra_state"] == saved["G_ema._extra_state"] == {"level": 1, "alpha": 0.5}
+    task.begin_step(1)
+    task.load_state_dict(saved)
+    assert task.G.phase() == task.D.phase() == task.G_ema.phase() == (1, 0.5)
 
 
 # ---------------------------------------------------------------- layers
@@ -197,7 +206,7 @@ def test_stop_mid_fade_and_resume_equals_uninterrupted(tmp_path):
     # step 1 at 4x4, steps 2-5 fade in 8x8 (alpha 0, .25, .5, .75), step 6 at 8x8: the stop after step 3 is mid-fade
     a, _ = stop_and_resume(tmp_path, [*TINY, *NARROW, "model=progan", "model.stabilize_steps=1",
                                       "model.fade_steps=4", "tricks=[ema]"])
-    assert flat_model(a)["G.level"] == 1 and flat_model(a)["G.alpha"] == 1.0
+    assert flat_model(a)["G._extra_state"] == flat_model(a)["G_ema._extra_state"] == {"level": 1, "alpha": 1.0}
     # eval/sample of the mid-fade checkpoint generate at its phase (EMA included)
     stopped = restore(tmp_path / "part" / "checkpoints" / "step_0000003.pt", torch.device("cpu"))
     assert stopped.generator is not stopped.task.G and stopped.generator.phase() == stopped.task.D.phase() == (1, 0.25)
@@ -215,5 +224,6 @@ def test_cli_run_grows_through_every_resolution(tmp_path):
     for size in (8, 16, 32):
         assert f"fading in {size}x{size}" in log and f"training at {size}x{size}" in log
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
-    assert state["step"] == 7 and flat_model(state)["G.level"] == flat_model(state)["D.level"] == 3
+    flat = flat_model(state)
+    assert state["step"] == 7 and flat["G._extra_state"]["level"] == flat["D._extra_state"]["level"] == 3
     assert state["last_losses"]["progan/resolution"] == 32 and "penalty/drift" in state["last_losses"]

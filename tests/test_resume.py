@@ -25,8 +25,10 @@ def _losses(run_dir) -> dict:
 
 def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6) -> tuple[dict, dict]:
     """Trains ``steps`` in one go and ``stop`` + resume to ``steps``; asserts that both logged the same
-    scalars at every step and ended with the same weights. Returns (uninterrupted, resumed) checkpoints."""
+    scalars at every step, wrote the same sample grids and ended with the same weights. Returns
+    (uninterrupted, resumed) checkpoints."""
     full, part = tmp_path / "full", tmp_path / "part"
+    base = [*base, f"schedule.total_steps={steps}"]  # the stop is a shorter run: pin a decaying schedule's horizon
     run(compose_train([*base, *STEPS, f"train.steps={steps}"]), full)
     run(compose_train([*base, *STEPS, f"train.steps={stop}"]), part)  # stops ...
     resume = [f"resume={part}", f"train.steps={steps}"]
@@ -35,16 +37,27 @@ def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6) ->
     logged = _losses(full)
     assert {"loss/G", "loss/D"} <= set(logged) and all(len(v) == steps for v in logged.values())
     assert _losses(part) == logged
+    for png in sorted((full / "samples").glob("*.png")):  # grids of the fixed inputs, before and after the stop
+        assert png.read_bytes() == (part / "samples" / png.name).read_bytes(), png.name
     a, b = checkpoint.load(full / "checkpoints" / "last.pt"), checkpoint.load(part / "checkpoints" / "last.pt")
     assert a["step"] == b["step"] == steps
     for key, value in flat_model(a).items():
-        assert torch.equal(value, flat_model(b)[key]), key
+        assert same(value, flat_model(b)[key]), key
     return a, b
 
 
-@pytest.mark.parametrize("model", ["dcgan", "pix2pix", "wgan_gp"])
+def same(a, b) -> bool:
+    """Equal tensors, or equal plain values and containers of them (a module's extra state)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+
+@pytest.mark.parametrize("model", ["dcgan", "pix2pix", "wgan_gp", "cyclegan"])
 def test_stop_and_resume_equals_uninterrupted(tmp_path, model):
-    stop_and_resume(tmp_path, [*TINY, f"model={model}", "dataset.count=64"])
+    a, _ = stop_and_resume(tmp_path, [*TINY, f"model={model}", "dataset.count=64"])
+    # a grid's dataset examples (pix2pix input/target, CycleGAN A/B) are re-read on resume, never stored
+    assert a["grid"] == 8 and not {"input", "target", "A", "B"} & set(a["fixed"])
 
 
 def test_resume_refuses_to_change_the_model(tmp_path):

@@ -9,7 +9,8 @@ from torchvision.utils import save_image
 
 from gan_lab.engine.restore import restore
 from gan_lab.errors import ConfigError
-from gan_lab.sample import interpolations, slerp, traversal
+from gan_lab.models.noise import slerp
+from gan_lab.sample import interpolations, traversal
 from gan_lab.train import run
 from tests.conftest import TINY, compose_train
 from tests.test_cli import gan_lab
@@ -80,12 +81,22 @@ def test_sample_traverses_an_infogan_code(tmp_path):
     with pytest.raises(ConfigError, match=r"traverse=c4: no latent code 'c4'; this model's codes are "
                                           r"c1 \(categorical, 10 values\), c2 \(continuous\), c3 \(continuous\)"):
         traversal(restored, "c4", 20, 8, [-2.0, 2.0])
-    with pytest.raises(ConfigError, match="latent holds codes"):  # no Gaussian latent to slerp through
+    with pytest.raises(ConfigError, match="latent holds uniform noise and codes"):  # no Gaussian to slerp through
         interpolations(restored, 2, 4)
 
 
 def test_traverse_needs_a_model_with_codes(tmp_path):
     run(compose_train([*TINY, "train.steps=2", "dataset.count=32"]), tmp_path)
     with pytest.raises(ConfigError, match=r"traverse=c1 needs a model with latent codes \(model=infogan\); "
-                                          "this checkpoint is NoiseToImage"):
+                                          "NoiseToImage has none"):
         traversal(restore(tmp_path, torch.device("cpu")), "c1", 16, 8, [-2.0, 2.0])
+
+
+def test_interpolate_needs_a_model_with_a_latent(tmp_path):
+    run(compose_train([*TINY, "model=pix2pix", "train.steps=2", "dataset.count=32"]), tmp_path / "run")
+    with pytest.raises(ConfigError, match="interpolate=true needs a model with a Gaussian latent z; "
+                                          "Pix2PixTask has none"):
+        interpolations(restore(tmp_path / "run", torch.device("cpu")), 2, 4)
+    out = gan_lab("sample", f"ckpt={tmp_path / 'run'}", "interpolate=true", cwd=tmp_path)
+    assert out.returncode == 1 and "Pix2PixTask has none" in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr

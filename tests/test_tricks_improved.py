@@ -74,7 +74,8 @@ def test_vbn_sample_depends_on_the_reference_batch_not_on_its_own_batch():
     assert not torch.allclose(t.G(z)[:1], t.G(z[:1]))  # batch norm: a sample depends on its batch
     bn_weight = t.G.net[2].weight.detach().clone()
     VirtualBatchNormTrick(reference_size=6).modify(t)
-    assert isinstance(t.G, ReferenceBatchGenerator) and t.G.z_dim == 8 and t.G.reference_0.shape == (6, 8)
+    assert isinstance(t.G, ReferenceBatchGenerator) and t.G.reference_0.shape == (6, 8)
+    assert t.sample_inputs(2)["z"].shape == (2, 8)  # the task knows its latent without reading the wrapped G
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in t.G.modules())
     assert torch.equal(t.G.generator.net[2].weight, bn_weight)  # affine parameters carried over
     for mode in (t.G.train, t.G.eval):
@@ -104,8 +105,21 @@ def test_vbn_reference_is_restored_with_the_ema_generator(tmp_path):
     G = restored.generator
     assert G is not restored.task.G and isinstance(G, ReferenceBatchGenerator)
     assert torch.equal(G.reference_0, state["models"]["G_ema"]["reference_0"])
-    z = torch.randn(3, G.z_dim)
+    z = torch.randn(3, restored.task.z_dim)
     torch.testing.assert_close(G(z)[1:2], G(z[1:2]))
+
+
+def test_vbn_wraps_a_generator_with_latent_codes():
+    # InfoGAN's codes are the task's, read before VBN wraps G: drawing, the information term and sampling work
+    cfg = compose_train([*TINY, *SMALL, "model=infogan", "tricks=[virtual_batchnorm]",
+                         "tricks.virtual_batchnorm.reference_size=4"])
+    state, data, hw = setup(cfg)
+    task = state.task
+    assert isinstance(task.G, ReferenceBatchGenerator)
+    batch = data.batch(torch.arange(8))
+    assert {"loss/info_categorical", "loss/G_info_continuous"} <= {*task.d_loss(batch).stats, *task.g_loss(batch).stats}
+    with torch.no_grad():
+        assert task.sample(3, task.G)["samples"].shape == (3, 3, 32, 32)
 
 
 # ---------------------------------------------------------------- historical averaging

@@ -18,7 +18,10 @@ import torch
 
 from gan_lab.errors import CheckpointError
 
-FORMAT_VERSION = 2  # 2: players and G_ema under "models", the task's own state under "task"
+# 2: players and G_ema under "models", the task's own state under "task";
+# 3: ProGAN's phase is its networks' extra state (format 2 held it in "level"/"alpha" buffers), and
+#    "fixed" leaves out the sample grid's dataset examples, re-read as data.examples(state["grid"])
+FORMAT_VERSION = 3
 REQUIRED_KEYS = ("format_version", "config", "step", "models", "task")
 
 

@@ -4,7 +4,8 @@
 weights and the averaged generator (``models``: one entry per player and ``G_ema``), the
 task's own state (``task``: buffers such as an image pool), optimizers, schedulers,
 gradient scalers, trick states, counters, the fixed sample inputs and every RNG state,
-as tensors and plain values only.
+as tensors and plain values only. Fixed inputs that are dataset examples (``task.fixed_examples``)
+are stored as their count, ``grid``, and re-read with ``data.examples(grid)`` on load.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class TrainState:
     config: dict  # the resolved config, a plain container
     step: int = 0  # steps done (one step = the task's phase list)
     batches: int = 0  # batches drawn from the data (the data order is a function of this)
-    fixed: dict[str, torch.Tensor] = field(default_factory=dict)
+    fixed: dict[str, torch.Tensor] = field(default_factory=dict)  # the sample grid's inputs (draw_fixed)
+    grid: int = 0  # the grid shows the dataset's first `grid` examples
     elapsed: float = 0.0  # training seconds over all sessions of the run
     last_losses: dict[str, float] = field(default_factory=dict)
     best: dict = field(default_factory=dict)  # best eval.every value: metric, value, step
@@ -49,11 +51,18 @@ class TrainState:
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "scalers": {n: s.state_dict() for n, s in self.scalers.items() if s.is_enabled()},
             "tricks": {n: t.state_dict() for n, t in self.tricks.items()},
-            "fixed": {k: v.cpu() for k, v in self.fixed.items()},
+            "fixed": {k: v.cpu() for k, v in self.fixed.items() if k not in self.task.fixed_examples},
+            "grid": self.grid,
             "rng": capture_rng(),
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def draw_fixed(self, data, n: int) -> None:
+        """The sample grid's inputs of a new run: ``task.fixed_inputs`` of the dataset's first ``n`` examples."""
+        self.grid = n
+        self.fixed = self._on_device(self.task.fixed_inputs(data.examples(n), n))
+
+    def load_state_dict(self, state: dict, data) -> None:
+        """Restore a checkpoint; ``data`` (the run's dataset) gives back the grid's examples."""
         load_task_state(self.task, state)
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
@@ -65,13 +74,17 @@ class TrainState:
                 scaler.load_state_dict(state["scalers"][name])
         for name, trick in self.tricks.items():
             trick.load_state_dict(state["tricks"][name])
-        device = self.task.device
-        self.fixed = {k: v.to(device) for k, v in state["fixed"].items()}
+        self.grid = state["grid"]
+        examples = data.examples(self.grid)
+        self.fixed = self._on_device({**{k: examples[k] for k in self.task.fixed_examples}, **state["fixed"]})
         self.step, self.batches = state["step"], state["batches"]
         self.elapsed = state["elapsed"]
         self.last_losses = dict(state["last_losses"])
         self.best = dict(state.get("best", {}))  # absent from checkpoints of runs without eval.every
         restore_rng(state["rng"])
+
+    def _on_device(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.task.device) for k, v in tensors.items()}
 
 
 def split_task_state(task: GANTask) -> dict:

@@ -11,6 +11,7 @@ mixed precision, clipping and (later) gradient all-reduce exist once. A task say
 - ``begin_step(step)`` / ``end_step(step, stats)``: per-step task state (ProGAN's stage, BEGAN's k);
 - ``sample(n, G, **given)`` and ``visuals(fixed, G)``: everything after training (eval, sample,
   grids, FID during training) goes through these two, with ``G`` the live or averaged generator;
+  ``interpolation`` and ``traversal`` give the ``given`` inputs of ``gan-lab sample``'s latent walks.
 - ``eval_sets(data, n)``: what evaluation compares (:class:`EvalSet`); the metric plug-ins of
   ``gan_lab.metrics`` measure each set they apply to.
 
@@ -28,6 +29,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from gan_lab.errors import ConfigError
 
 
 @dataclass
@@ -99,12 +102,16 @@ def square_columns(n: int) -> int:
 class GANTask(nn.Module):
     """Base class of every model family: ``self.G`` is the generator (the module sampling uses and
     ``G_ema`` averages), ``self.D`` the discriminator. Subclasses implement :meth:`d_loss`,
-    :meth:`g_loss` (or their own :meth:`phases`), :meth:`fixed_inputs`, :meth:`sample` and :meth:`visuals`.
+    :meth:`g_loss` (or their own :meth:`phases`), :meth:`fixed_inputs` (or :attr:`fixed_examples`),
+    :meth:`sample` and :meth:`visuals`.
 
     ``reuse_fake``: the D step hands its fake to the G step (one G forward per step, as the DCGAN
     and pix2pix reference code do); False: G draws its own (WGAN's Algorithm 1)."""
 
     data_kinds: tuple[str, ...] = ("image",)
+    # Keys of the dataset's examples the sample grid shows as they are (pix2pix's input and target):
+    # checkpoints leave them out and a resumed run re-reads them from the (deterministic) dataset.
+    fixed_examples: tuple[str, ...] = ()
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module | None = None,
                  reuse_fake: bool = True):
@@ -151,8 +158,10 @@ class GANTask(nn.Module):
         """After step ``step`` with its stats (BEGAN's k update); state kept here must be buffers."""
 
     def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
-        """Inputs of the sample grid, drawn once per run and checkpointed; ``batch`` holds ``n`` real examples."""
-        raise NotImplementedError
+        """Inputs of the sample grid, drawn once per run; ``batch`` holds the dataset's first ``n`` examples
+        (``data.examples(n)``). The default: the :attr:`fixed_examples` of the batch. Anything else a
+        task draws here (latents) is checkpointed."""
+        return {key: batch[key][:n] for key in self.fixed_examples}
 
     def sample(self, n: int, G: nn.Module, **given) -> dict[str, torch.Tensor]:
         """``n`` samples of ``G``: ``{"samples": (n, ...)}`` plus what they were drawn for (``label``).
@@ -167,3 +176,16 @@ class GANTask(nn.Module):
         """What eval compares, from the evaluation ``data`` (``n`` examples at most): by default ``n``
         samples from the prior against the first ``n`` real examples."""
         return [EvalSet("", data.examples(n)["real"])]
+
+    def interpolation(self, rows: int, steps: int) -> dict[str, torch.Tensor]:
+        """``given`` of :meth:`sample` for ``rows`` paths of ``steps`` samples each through the latent
+        space, row by row (``gan-lab sample interpolate=true``); the default: no latent to walk."""
+        raise ConfigError(f"interpolate=true needs a model with a Gaussian latent z; {type(self).__name__} has none")
+
+    def traversal(self, code: str, n: int, steps: int,
+                  span: tuple[float, float]) -> tuple[dict[str, torch.Tensor], int]:
+        """(``given`` of :meth:`sample` for about ``n`` samples in rows that vary latent code ``code``,
+        samples per row) (``gan-lab sample traverse=<code>``); ValueError for an unknown code.
+        The default: no latent codes."""
+        raise ConfigError(f"traverse={code} needs a model with latent codes (model=infogan); "
+                          f"{type(self).__name__} has none")

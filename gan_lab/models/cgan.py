@@ -66,12 +66,21 @@ class ConditionalTask(NoiseToImage):
 
     data_kinds = ("image",)
 
+    def __init__(self, generator: Generator, discriminator: Discriminator, loss: nn.Module, reuse_fake: bool = True):
+        super().__init__(generator, discriminator, loss, reuse_fake)
+        self.num_classes = generator.num_classes
+
     def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
         """z and classes drawn uniformly; ``label=`` fixes the classes."""
         inputs = super().sample_inputs(n, **given)
         label = given.get("label")
-        inputs["label"] = label if label is not None else torch.randint(self.G.num_classes, (n,), device=self.device)
+        inputs["label"] = label if label is not None else torch.randint(self.num_classes, (n,), device=self.device)
         return inputs
+
+    def interpolation(self, rows: int, steps: int) -> dict[str, torch.Tensor]:
+        """The latent paths of :class:`NoiseToImage`, one class per row (row r: class r mod K)."""
+        labels = torch.arange(rows, device=self.device) % self.num_classes
+        return {**super().interpolation(rows, steps), "label": labels.repeat_interleave(steps)}
 
     def condition(self, source: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         if "label" not in source:
@@ -81,12 +90,12 @@ class ConditionalTask(NoiseToImage):
 
     def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
         self.condition(batch)  # an unlabelled dataset fails here, before the first step
-        classes = self.G.num_classes
+        classes = self.num_classes
         columns = max(1, n // classes)
         return {
-            "z": torch.randn(classes * columns, self.G.z_dim, device=self.device),
+            "z": torch.randn(classes * columns, self.z_dim, device=self.device),
             "label": torch.arange(classes, device=self.device).repeat_interleave(columns),
         }
 
     def grid_columns(self, n: int) -> int:
-        return max(1, n // self.G.num_classes)
+        return max(1, n // self.num_classes)

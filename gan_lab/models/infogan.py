@@ -207,7 +207,7 @@ class InformationTerm(LossTerm):
         return self._terms(task, seen, "loss/G_info")
 
     def _terms(self, task: InfoGANTask, seen: CriticPass, prefix: str) -> dict:
-        bounds = information_bound(task.G.codes, task.D.posterior(seen.fake_features), seen.inputs["z"])
+        bounds = information_bound(task.codes, task.D.posterior(seen.fake_features), seen.inputs["z"])
         return {f"{prefix}_{kind}": -self.lambdas[kind] * bound for kind, bound in bounds.items()}
 
 
@@ -222,7 +222,7 @@ class InfoGANTask(NoiseToImage):
     def __init__(self, generator: Generator, discriminator: Discriminator, loss: nn.Module,
                  lambda_categorical: float = 1.0, lambda_continuous: float = 1.0):
         super().__init__(generator, discriminator, loss)
-        codes = generator.codes
+        self.codes = codes = generator.codes
         if (discriminator.categorical, discriminator.continuous) != (codes.categorical, codes.continuous):
             raise ConfigError("model.discriminator.categorical/continuous must equal model.generator's: Q "
                               f"predicts G's codes ({codes.describe()})")
@@ -233,10 +233,10 @@ class InfoGANTask(NoiseToImage):
 
     def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
         z = given.get("z")
-        return {"z": z if z is not None else self.G.codes.sample(n, self.device)}
+        return {"z": z if z is not None else self.codes.sample(n, self.device)}
 
     def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
-        codes = self.G.codes
+        codes = self.codes
         if not codes.categorical:
             return self.sample_inputs(n)
         k, columns = codes.categorical[0], max(1, n // codes.categorical[0])
@@ -244,15 +244,19 @@ class InfoGANTask(NoiseToImage):
         return {"z": codes.assign(latent, "c1", torch.arange(k, device=self.device).repeat_interleave(columns))}
 
     def grid_columns(self, n: int) -> int:
-        codes = self.G.codes
+        codes = self.codes
         return max(1, n // codes.categorical[0]) if codes.categorical else super().grid_columns(n)
+
+    def interpolation(self, rows: int, steps: int) -> dict[str, torch.Tensor]:
+        raise ConfigError("interpolate=true walks a Gaussian latent, but InfoGAN's latent holds uniform noise and "
+                          "codes: use traverse=<code> instead")
 
     def traversal(self, name: str, n: int, steps: int, span: tuple[float, float]) -> tuple[dict, int]:
         """Inputs for rows that vary code ``name`` and hold everything else at one draw per row:
         a categorical code through its values, a continuous one over ``steps`` values from
         ``span[0]`` to ``span[1]`` (Fig. 2 goes from -2 to 2, beyond the training range).
         Returns (inputs of about ``n`` samples, samples per row); ValueError for an unknown code."""
-        codes = self.G.codes
+        codes = self.codes
         i = codes.index(name)
         if i < len(codes.categorical):
             values = torch.arange(codes.categorical[i], device=self.device)

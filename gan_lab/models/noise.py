@@ -4,6 +4,7 @@ shared by the MLP GAN (images or 2-D points) and DCGAN; cGAN extends it with lab
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gan_lab.models.base import GANTask, Grid, LossOut, Points, square_columns
@@ -31,6 +32,7 @@ class NoiseToImage(GANTask):
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module, reuse_fake: bool = True):
         super().__init__(generator, discriminator, loss, reuse_fake)
+        self.z_dim = generator.z_dim  # read here: a trick may wrap G (virtual batch norm)
         self.penalties: list = []
         self.d_input: list = []
         self.g_objective = None
@@ -43,7 +45,7 @@ class NoiseToImage(GANTask):
     def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
         """Generator inputs for ``n`` samples, drawn from the global torch RNG (``z=`` fixes them)."""
         z = given.get("z")
-        return {"z": z if z is not None else torch.randn(n, self.G.z_dim, device=self.device)}
+        return {"z": z if z is not None else torch.randn(n, self.z_dim, device=self.device)}
 
     def condition(self, source: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Extra arguments of G and D taken from a batch or from generator inputs."""
@@ -119,8 +121,23 @@ class NoiseToImage(GANTask):
         inputs = self.sample_inputs(n, **given)
         return {"samples": self.generate(G, inputs), **inputs}
 
+    def interpolation(self, rows: int, steps: int) -> dict[str, torch.Tensor]:
+        """z on the great circle between two Gaussian draws per row (:func:`slerp`)."""
+        ends = torch.randn(2, rows, self.z_dim, device=self.device)
+        return {"z": slerp(ends[0], ends[1], torch.linspace(0, 1, steps, device=self.device)).flatten(0, 1)}
+
     def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid | Points]:
         out = self.generate(G, fixed)
         if out.dim() == 2:
             return {"fixed": Points(out, self.reference)}
         return {"fixed": Grid(out, self.grid_columns(len(out)))}
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows of ``a`` and ``b`` at fractions ``t`` (White 2016,
+    "Sampling Generative Networks"): Gaussian latents concentrate on a sphere, so the path
+    stays where the prior has mass. Returns (len(a), len(t), dim)."""
+    cos = (F.normalize(a, dim=1) * F.normalize(b, dim=1)).sum(1).clamp(-1 + 1e-7, 1 - 1e-7)
+    omega = torch.arccos(cos)[:, None, None]
+    t = t[None, :, None]
+    return (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / torch.sin(omega)

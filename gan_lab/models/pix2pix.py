@@ -117,6 +117,7 @@ class Pix2PixTask(GANTask):
     unchanged in between): one G forward per step."""
 
     data_kinds = ("paired",)
+    fixed_examples = ("input", "target")
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module, lambda_l1: float = 100.0):
         super().__init__(generator, discriminator, loss)
@@ -138,10 +139,6 @@ class Pix2PixTask(GANTask):
         l1 = F.l1_loss(fake, target)
         loss = adv + self.lambda_l1 * l1
         return LossOut(loss, {"loss/G": loss.detach(), "loss/G_adv": adv.detach(), "loss/G_L1": l1.detach()})
-
-    def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
-        # clone: a slice would keep (and checkpoint) the whole batch's storage
-        return {"input": batch["input"][:n].clone(), "target": batch["target"][:n].clone()}
 
     def sample(self, n: int, G: nn.Module, **given) -> dict[str, torch.Tensor]:
         """``{"samples": G(input)}`` for ``input=`` (B, C, H, W) in [-1, 1]; ``n`` is len(input).

@@ -9,7 +9,7 @@ same way (``process_reals``). As in the authors' code both networks take and giv
 full resolution throughout: G computes the blocks the current phase needs and nearest-upsamples,
 D average-pools its input, so sampling, evaluation and the gradient penalty see one image size.
 The phase (``level``, 0 = 4x4, and ``alpha``) is a pure function of the step (``train.py``
-TrainingSchedule), held in buffers of G and D so a checkpoint (and the EMA copy) carries it.
+TrainingSchedule), set on G, D and the EMA copy of G before every step and saved with their weights.
 
 §4.1 equalized learning rate: weights N(0, 1) scaled at runtime by He's constant. §4.2 pixelwise
 feature normalization after every convolution of G (and of the latent). §3 minibatch standard
@@ -103,8 +103,10 @@ def fade_reals(x: torch.Tensor, level: int, alpha: float) -> torch.Tensor:
 
 
 class Growing(nn.Module):
-    """The phase of a progressively grown network, as buffers: ``level`` (resolution 4 * 2^level)
-    and ``alpha`` (fade-in of that level). A new network is at full size."""
+    """The phase of a progressively grown network: ``level`` (resolution 4 * 2^level) and ``alpha``
+    (fade-in of that level), plain Python numbers, so a forward reads them without a device sync
+    or a graph break under torch.compile; checkpoints hold them as the module's extra state.
+    A new network is at full size."""
 
     def __init__(self, image_size: int, width: int):
         super().__init__()
@@ -115,8 +117,7 @@ class Growing(nn.Module):
             raise ConfigError(f"model.generator.width / model.discriminator.width must be positive, got {width}")
         self.image_size, self.width = image_size, width
         self.levels = image_size.bit_length() - 3  # log2(image_size) - 2 doublings after 4x4
-        self.register_buffer("level", torch.tensor(self.levels))
-        self.register_buffer("alpha", torch.tensor(1.0))
+        self.level, self.alpha = self.levels, 1.0
 
     def channels(self, stage: int) -> int:
         """Feature maps at ``stage`` = log2(resolution) - 1 (networks.py nf: fmap_base 8192, capped)."""
@@ -125,11 +126,16 @@ class Growing(nn.Module):
     def set_phase(self, level: int, alpha: float) -> None:
         if not (0 <= level <= self.levels and 0.0 <= alpha <= 1.0):
             raise ValueError(f"phase (level {level}, alpha {alpha}) outside 0..{self.levels}, [0, 1]")
-        self.level.fill_(level)
-        self.alpha.fill_(alpha)
+        self.level, self.alpha = int(level), float(alpha)
 
     def phase(self) -> tuple[int, float]:
-        return int(self.level), float(self.alpha)
+        return self.level, self.alpha
+
+    def get_extra_state(self) -> dict:
+        return {"level": self.level, "alpha": self.alpha}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.set_phase(state["level"], state["alpha"])
 
 
 def _conv(in_ch: int, out_ch: int, kernel: int = 3, norm: bool = False) -> list[nn.Module]:
@@ -168,7 +174,7 @@ class Generator(Growing):
         self.torgb = nn.ModuleList(EqualizedConv2d(c, channels, 1, gain=1.0) for c in ch)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        level, alpha = self.phase()
+        level, alpha = self.level, self.alpha
         h = self.blocks[0](z)
         for block in self.blocks[1:level + 1]:
             prev, h = h, block(h)
@@ -199,7 +205,7 @@ class Discriminator(Growing):
         self.blocks.extend(nn.Sequential(*_conv(b, b), *_conv(b, a), nn.AvgPool2d(2)) for a, b in zip(ch, ch[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        level, alpha = self.phase()
+        level, alpha = self.level, self.alpha
         factor = self.image_size >> (level + 2)
         if factor > 1:
             x = F.avg_pool2d(x, factor)
@@ -233,17 +239,23 @@ class ProgressiveGAN(NoiseToImage):
         return phase_at(step, self.G.levels, self.stabilize_steps, self.fade_steps)
 
     def begin_step(self, step: int) -> bool:
-        """Sets the phase of ``step``; True when it starts a new stage, whose Adam moments the engine
-        resets (the official code's ``reset_opt_for_new_lod``)."""
+        """Sets the phase of ``step`` on G, D and the EMA copy of G; True when the step starts a new
+        stage, whose Adam moments the engine resets (the official code's ``reset_opt_for_new_lod``).
+        A pure function of the step."""
         level, alpha = self.phase_at(step)
-        before, was = self.D.phase()
-        new_stage = (level, alpha < 1) != (before, was < 1)
+        new_stage = step == 1 or self._stage(step) != self._stage(step - 1)
         if new_stage:
             size = 4 << level
             log.info("step %d: %s %dx%d", step, "fading in" if alpha < 1 else "training at", size, size)
-        self.G.set_phase(level, alpha)
-        self.D.set_phase(level, alpha)
+        for net in (self.G, self.D, self.G_ema):
+            if net is not None:
+                net.set_phase(level, alpha)
         return new_stage and step > 1
+
+    def _stage(self, step: int) -> tuple[int, bool]:
+        """(level, fading) of ``step``: the optimizers restart when it changes."""
+        level, alpha = self.phase_at(step)
+        return level, alpha < 1
 
     def d_loss(self, batch: dict[str, torch.Tensor], carry=None) -> LossOut:
         level, alpha = self.D.phase()

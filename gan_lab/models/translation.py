@@ -10,7 +10,7 @@ directions. Each network is built from one recipe, a partial ``_target_`` called
 the domain's channels (``in_channels``/``out_channels`` for generators, ``in_channels`` for
 discriminators), so an override such as ``model.generator.width=64`` changes both.
 
-Here: the task base (:class:`TwoWayTranslator`: players, ``fixed_inputs``, ``sample``, ``visuals``), the
+Here: the task base (:class:`TwoWayTranslator`: players, ``fixed_examples``, ``sample``, ``visuals``), the
 cycle (reconstruction) and identity distances, and CycleGAN's history of generated images
 (:class:`ImagePool`, Shrivastava et al. 2017, §2.3, used by Zhu et al. 2017, §4).
 """
@@ -124,6 +124,7 @@ class TwoWayTranslator(GANTask):
     ``channels_A`` and ``channels_B``. Subclasses write ``phases`` and the phase losses."""
 
     data_kinds = ("unpaired",)
+    fixed_examples = ("A", "B")
 
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
                  loss: nn.Module | None = None, channels_A: int = 3, channels_B: int = 3):
@@ -166,10 +167,6 @@ class TwoWayTranslator(GANTask):
         return self.loss.g_loss(self.D["B"](fake_B)), self.loss.g_loss(self.D["A"](fake_A))
 
     # -- after training: grids, eval and `gan-lab sample` --
-
-    def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
-        # clone: a slice would keep (and checkpoint) the whole batch's storage
-        return {"A": batch["A"][:n].clone(), "B": batch["B"][:n].clone()}
 
     def sample(self, n: int, G: nn.Module, **given) -> dict[str, torch.Tensor]:
         """``{"samples": G_AB(input)}`` for ``direction="AtoB"`` (the default), ``G_BA(input)`` for

@@ -68,8 +68,7 @@ class VirtualBatchNorm(nn.Module):
 class ReferenceBatchGenerator(nn.Module):
     """Runs ``generator`` on (reference inputs, inputs) and returns the rows of the inputs.
 
-    The reference inputs are buffers ``reference_<i>``, one per positional argument of the generator;
-    other attributes (``z_dim``, ``num_classes``) are read from the wrapped generator."""
+    The reference inputs are buffers ``reference_<i>``, one per positional argument of the generator."""
 
     def __init__(self, generator: nn.Module, reference: tuple[torch.Tensor, ...]):
         super().__init__()
@@ -81,15 +80,6 @@ class ReferenceBatchGenerator(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         joint = [torch.cat([getattr(self, f"reference_{i}"), x]) for i, x in enumerate(inputs)]
         return self.generator(*joint)[self.reference_size:]
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            generator = self.__dict__.get("_modules", {}).get("generator")  # absent while being copied
-            if generator is None:
-                raise
-            return getattr(generator, name)
 
 
 class VirtualBatchNormTrick(Trick):
