@@ -59,10 +59,21 @@ def test_garbage_and_missing_files(tmp_path):
 
 
 def test_older_format_is_a_clear_error(tmp_path):
-    # format 2 kept ProGAN's phase in buffers, which the networks no longer have
-    checkpoint.save({**_state(1), "format_version": 2}, tmp_path / "old.pt")
-    with pytest.raises(CheckpointError, match="has checkpoint format 2, this gan-lab reads 3"):
+    checkpoint.save({**_state(1), "format_version": 1}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="has checkpoint format 1, this gan-lab reads 3"):
         checkpoint.load(tmp_path / "old.pt")
+
+
+def test_format_2_is_read_as_format_3(tmp_path):
+    old = {**_state(1), "format_version": 2,
+           "models": {"G": {"w": torch.ones(2), "level": torch.tensor(2), "alpha": torch.tensor(0.25),
+                            "block.level": torch.tensor(1), "block.alpha": torch.tensor(1.0)}}}
+    checkpoint.save(old, tmp_path / "old.pt")
+    state = checkpoint.load(tmp_path / "old.pt")
+    assert state["format_version"] == 3 and state["grid"] == 0  # format 2 stored the grid's images in "fixed"
+    assert state["models"]["G"].keys() == {"w", "_extra_state", "block._extra_state"}
+    assert state["models"]["G"]["_extra_state"] == {"level": 2, "alpha": 0.25}
+    assert state["models"]["G"]["block._extra_state"] == {"level": 1, "alpha": 1.0}
 
 
 def test_foreign_checkpoint_is_rejected(tmp_path):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
+
+from hydra.utils import instantiate
 
 from gan_lab.engine import checkpoint
 from gan_lab.errors import CheckpointError, ConfigError
@@ -23,14 +27,18 @@ def _losses(run_dir) -> dict:
             for tag in acc.Tags()["scalars"] if not tag.startswith("perf/")}
 
 
-def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6) -> tuple[dict, dict]:
+def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6,
+                    rewrite: Callable[[dict], dict] | None = None) -> tuple[dict, dict]:
     """Trains ``steps`` in one go and ``stop`` + resume to ``steps``; asserts that both logged the same
-    scalars at every step, wrote the same sample grids and ended with the same weights. Returns
-    (uninterrupted, resumed) checkpoints."""
+    scalars at every step, wrote the same sample grids and ended with the same weights. ``rewrite``
+    changes the stopped run's checkpoint before the resume. Returns (uninterrupted, resumed) checkpoints."""
     full, part = tmp_path / "full", tmp_path / "part"
     base = [*base, f"schedule.total_steps={steps}"]  # the stop is a shorter run: pin a decaying schedule's horizon
     run(compose_train([*base, *STEPS, f"train.steps={steps}"]), full)
     run(compose_train([*base, *STEPS, f"train.steps={stop}"]), part)  # stops ...
+    if rewrite is not None:
+        last = part / "checkpoints" / "last.pt"
+        checkpoint.save(rewrite(torch.load(last, weights_only=True)), last)
     resume = [f"resume={part}", f"train.steps={steps}"]
     run(compose_train([*base, *STEPS, *resume]), part, overrides=resume)  # ... and continues
 
@@ -44,6 +52,34 @@ def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6) ->
     for key, value in flat_model(a).items():
         assert same(value, flat_model(b)[key]), key
     return a, b
+
+
+def as_format_2(state: dict) -> dict:
+    """A checkpoint as format 2 wrote it: ProGAN's phase as ``level``/``alpha`` buffers, the grid's dataset
+    examples stored in ``fixed``, no ``grid``."""
+    models = {}
+    for player, weights in state["models"].items():
+        models[player] = {}
+        for key, value in weights.items():
+            if key.endswith("_extra_state"):
+                prefix = key[: -len("_extra_state")]
+                models[player].update({f"{prefix}level": torch.tensor(value["level"]),
+                                       f"{prefix}alpha": torch.tensor(value["alpha"])})
+            else:
+                models[player][key] = value
+    examples = instantiate(state["config"]["dataset"]).examples(state["grid"])
+    shown = {k: v for k, v in examples.items() if k in ("input", "target", "A", "B")}
+    old = {k: v for k, v in state.items() if k != "grid"}
+    return {**old, "format_version": 2, "models": models, "fixed": {**shown, **state["fixed"]}}
+
+
+@pytest.mark.parametrize("model", ["pix2pix", "progan"])
+def test_a_format_2_checkpoint_resumes_exactly(tmp_path, model):
+    """Runs of the previous checkpoint format (before ProGAN's phase became extra state and grids were
+    re-read from the data) continue as if never stopped."""
+    extra = ["model.stabilize_steps=1", "model.fade_steps=4", "model.generator.width=8",
+             "model.discriminator.width=8"] if model == "progan" else []  # stopped mid-fade
+    stop_and_resume(tmp_path, [*TINY, f"model={model}", "dataset.count=64", *extra], rewrite=as_format_2)
 
 
 def same(a, b) -> bool:

@@ -83,11 +83,24 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(f"checkpoint {p} is corrupt or truncated ({type(err).__name__}: "
                               f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
+    if isinstance(state, dict) and state.get("format_version") == 2:
+        state = from_format_2(state)
     if isinstance(state, dict) and state.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
         raise CheckpointError(f"{p} has checkpoint format {state['format_version']}, this gan-lab reads {FORMAT_VERSION}")
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise CheckpointError(f"{p} is not a gan-lab checkpoint (missing {', '.join(REQUIRED_KEYS)})")
     return state
+
+
+def from_format_2(state: dict) -> dict:
+    """A format-2 checkpoint read as format 3: ProGAN's ``level``/``alpha`` buffers become its networks'
+    extra state, and the grid images it stored stay in ``fixed`` (``grid`` 0: nothing to re-read)."""
+    for weights in state["models"].values():
+        for key in [k for k in weights if k.rpartition(".")[2] == "level"]:
+            prefix = key[: -len("level")]
+            weights[f"{prefix}_extra_state"] = {"level": int(weights.pop(key)),
+                                                "alpha": float(weights.pop(f"{prefix}alpha"))}
+    return {**state, "format_version": 3, "grid": 0}
 
 
 def prune(directory: Path, keep: int) -> None:
