@@ -42,9 +42,21 @@ def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6) ->
     return a, b
 
 
-@pytest.mark.parametrize("model", ["dcgan", "pix2pix", "wgan_gp"])
+@pytest.mark.parametrize("model", ["dcgan", "pix2pix", "wgan_gp", "cgan", "infogan"])
 def test_stop_and_resume_equals_uninterrupted(tmp_path, model):
     stop_and_resume(tmp_path, [*TINY, f"model={model}", "dataset.count=64"])
+
+
+def test_a_checkpoint_without_the_latent_stream_is_not_resumed(tmp_path):
+    """Checkpoints written before latents had a stream of their own: a clear error, not a silent divergence."""
+    run(compose_train([*TINY, "train.steps=2", "dataset.count=32"]), tmp_path)
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = checkpoint.load(last)
+    del state["rng"]["latent"]
+    checkpoint.save(state, last)
+    resume = [f"resume={tmp_path}", "train.steps=4"]
+    with pytest.raises(CheckpointError, match="no latent stream"):
+        run(compose_train([*TINY, "dataset.count=32", *resume]), tmp_path, overrides=resume)
 
 
 def test_resume_refuses_to_change_the_model(tmp_path):

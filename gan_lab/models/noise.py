@@ -41,9 +41,9 @@ class NoiseToImage(GANTask):
             self.reference = data.tensors["real"][:4096].clone()
 
     def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
-        """Generator inputs for ``n`` samples, drawn from the global torch RNG (``z=`` fixes them)."""
+        """Generator inputs for ``n`` samples, drawn from the latent stream (``z=`` fixes them)."""
         z = given.get("z")
-        return {"z": z if z is not None else torch.randn(n, self.G.z_dim, device=self.device)}
+        return {"z": z if z is not None else torch.randn(n, self.G.z_dim, device=self.device, generator=self.latent)}
 
     def condition(self, source: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Extra arguments of G and D taken from a batch or from generator inputs."""
