@@ -30,7 +30,7 @@ def grid(run: Restored, n: int) -> dict:
     A | G_AB(A) | G_BA(G_AB(A)) and the same from B)."""
     data = instantiate(run.config.dataset)
     examples = {k: v.to(run.task.device) for k, v in data.examples(n).items()}
-    with inference(run.generator, run.task.device):
+    with inference(run.task, run.generator):
         return run.task.visuals(run.task.fixed_inputs(examples, min(n, len(data))), run.generator)
 
 
@@ -81,8 +81,9 @@ def translate(run: Restored, input_dir: Path, output_dir: Path, direction: str, 
 @hydra.main(config_path="pkg://gan_lab.configs", config_name="sample", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # the ops that draw from the global RNG (pix2pix's dropout)
         run = restore(cfg.ckpt, resolve_device(OmegaConf.create({"device": cfg.device})), use_ema=cfg.ema)
+        run.task.seed_latent(cfg.seed)
         if cfg.input_dir:
             if not cfg.output_dir:
                 raise ConfigError("input_dir= needs output_dir= (where the translated images go)")

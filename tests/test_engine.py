@@ -82,6 +82,25 @@ def test_wasserstein_generator_draws_fresh_z():
     assert not torch.equal(z[1], z[2])
 
 
+@pytest.mark.parametrize("model,trick", [("dcgan", "instance_noise"), ("dcgan", "gradient_penalty"),
+                                         ("cgan", "instance_noise")])
+def test_a_trick_that_draws_noise_leaves_the_latents_alone(model, trick):
+    """Latents (z, cGAN labels) come from the task's own stream: the global RNG draws of a trick (instance
+    noise, the penalty's interpolates) change none of the inputs G gets, step after step."""
+    def generator_inputs(tricks):
+        cfg, state, data, hw = _setup(f"model={model}", f"tricks=[{tricks}]")
+        seen = []
+        state.task.G.register_forward_pre_hook(lambda module, args: seen.append(args))
+        for _ in range(3):
+            _step(cfg, state, data, hw)
+        return seen
+
+    plain, noisy = generator_inputs(""), generator_inputs(trick)
+    assert len(plain) == len(noisy) == 3  # one G forward per step: the D step hands its fake to the G step
+    for a, b in zip(plain, noisy):
+        assert len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
+
+
 def test_players_are_frozen_outside_their_phase():
     cfg, state, data, hw = _setup()
     seen = []
@@ -232,11 +251,11 @@ def test_rendering_does_not_change_training(tmp_path, model):
     state.draw_fixed(data, 8)
     _step(cfg, state, data, hw)
     weights = {k: v.clone() for k, v in state.task.state_dict().items()}
-    rng = torch.get_rng_state()
+    rng, latent = torch.get_rng_state(), state.task.latent.get_state()
     recorder = Recorder(tmp_path)
     paths = render_samples(state, recorder)
     recorder.close()
     assert [p.name for p in paths] == ["fixed_0000001.png"]
-    assert torch.equal(torch.get_rng_state(), rng)
+    assert torch.equal(torch.get_rng_state(), rng) and torch.equal(state.task.latent.get_state(), latent)
     assert all(torch.equal(v, weights[k]) for k, v in state.task.state_dict().items())
     assert all(m.training for m in state.task.G.modules()) and state.task.D.training

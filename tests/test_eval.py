@@ -9,6 +9,7 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
+from gan_lab.engine.inference import inference
 from gan_lab.engine.restore import restore
 from gan_lab.errors import ConfigError
 from gan_lab.eval import evaluate
@@ -55,8 +56,9 @@ def test_eval_reports_fid_is_kid_of_the_generated_samples(tmp_path, weights):
     assert set(report["metrics"]) == {"FID", "IS", "IS std", "KID", "KID std"}
     # The same FID from the same samples, computed by hand: the report is of these images, drawn from seed 0.
     restored = restore(tmp_path / "run", torch.device("cpu"))
-    with torch.random.fork_rng(), torch.no_grad():
+    with inference(restored.task, restored.generator):
         torch.manual_seed(0)
+        restored.task.seed_latent(0)
         fake = to_uint8(torch.cat([restored.task.sample(15, restored.generator)["samples"] for _ in range(2)]))
     real = instantiate(restored.config.dataset).tensors["real"][:30]
     net = InceptionFeatures(weights)
@@ -65,9 +67,11 @@ def test_eval_reports_fid_is_kid_of_the_generated_samples(tmp_path, weights):
 
 
 def _drawn_from_seed(restored, n: int, **given) -> torch.Tensor:
-    """What eval's sampling draws: ``task.sample`` from seed 0 (eval's default), G in eval mode."""
-    with torch.random.fork_rng(), torch.no_grad():
+    """What eval's sampling draws: ``task.sample`` from seed 0 (eval's default: the global RNG and the
+    latent stream), G in eval mode."""
+    with inference(restored.task, restored.generator):
         torch.manual_seed(0)
+        restored.task.seed_latent(0)
         return restored.task.sample(n, restored.generator, **given)["samples"]
 
 

@@ -257,7 +257,7 @@ def test_visuals_leave_generator_state_unchanged(name):
         task.d_loss(batch)
     fixed = task.fixed_inputs(batch, 4)
     before = copy.deepcopy(task.G.state_dict())
-    with inference(task.G, task.device):
+    with inference(task, task.G):
         (visual,) = task.visuals(fixed, task.G).values()
     after = task.G.state_dict()
     assert before.keys() == after.keys()
@@ -274,7 +274,7 @@ def test_noise_visuals_are_deterministic_and_square():
     fixed = task.fixed_inputs(image_batch(), 16)
     assert fixed["z"].shape == (16, 16)
     torch.manual_seed(1)
-    with inference(task.G, task.device):
+    with inference(task, task.G):
         a, b = task.visuals(fixed, task.G)["fixed"], task.visuals(fixed, task.G)["fixed"]
     assert a.nrow == 4 and a.images.shape == (16, 3, 32, 32)
     assert torch.equal(a.images, b.images)
@@ -283,7 +283,7 @@ def test_noise_visuals_are_deterministic_and_square():
 def test_sample_draws_or_takes_the_generator_inputs():
     task = cgan_task(num_classes=4)
     labels = torch.tensor([3, 3, 1])
-    with inference(task.G, task.device):
+    with inference(task, task.G):
         out = task.sample(3, task.G, label=labels)
         again = task.sample(3, task.G, z=out["z"], label=labels)
     assert out["samples"].shape == (3, 1, 8, 8) and torch.equal(out["label"], labels)
@@ -297,13 +297,13 @@ def test_pix2pix_visuals_keep_dropout_noise_and_show_triplets():
     assert fixed["input"].shape == (4, 1, 32, 32) and torch.equal(fixed["target"], batch["target"][:4])
 
     torch.manual_seed(1)
-    with inference(task.G, task.device):
+    with inference(task, task.G):
         a, b = task.visuals(fixed, task.G)["fixed"], task.visuals(fixed, task.G)["fixed"]
     assert a.nrow == 6 and a.images.shape == (12, 3, 32, 32)  # two triplets per row
     assert not torch.equal(a.images, b.images)  # dropout is noise at test time (Isola et al. §3.3)
     assert torch.equal(a.images[0::3], fixed["input"].expand(-1, 3, -1, -1))
     assert torch.equal(a.images[2::3], fixed["target"])
-    with inference(task.G, task.device):  # the noise comes from the global RNG, forked by inference()
+    with inference(task, task.G):  # the noise comes from the global RNG, forked by inference()
         torch.testing.assert_close(task.visuals(fixed, task.G)["fixed"].images, a.images)
 
 
@@ -311,7 +311,7 @@ def test_cgan_grid_has_one_class_per_row():
     torch.manual_seed(0)
     task = cgan_task(num_classes=4)
     fixed = task.fixed_inputs(image_batch(shape=(1, 8, 8), num_classes=4), 20)
-    with inference(task.G, task.device):
+    with inference(task, task.G):
         grid = task.visuals(fixed, task.G)["fixed"]
     nrow = grid.nrow
     assert nrow == 5 and grid.images.shape == (20, 1, 8, 8)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 import torch
 
 from hydra.utils import instantiate
 
 from gan_lab.engine import checkpoint
+from gan_lab.engine.restore import restore
 from gan_lab.errors import CheckpointError, ConfigError
 from gan_lab.train import run
 from tests.conftest import TINY, compose_train, flat_model
@@ -27,18 +26,14 @@ def _losses(run_dir) -> dict:
             for tag in acc.Tags()["scalars"] if not tag.startswith("perf/")}
 
 
-def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6,
-                    rewrite: Callable[[dict], dict] | None = None) -> tuple[dict, dict]:
+def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6) -> tuple[dict, dict]:
     """Trains ``steps`` in one go and ``stop`` + resume to ``steps``; asserts that both logged the same
-    scalars at every step, wrote the same sample grids and ended with the same weights. ``rewrite``
-    changes the stopped run's checkpoint before the resume. Returns (uninterrupted, resumed) checkpoints."""
+    scalars at every step, wrote the same sample grids and ended with the same weights. Returns
+    (uninterrupted, resumed) checkpoints."""
     full, part = tmp_path / "full", tmp_path / "part"
     base = [*base, f"schedule.total_steps={steps}"]  # the stop is a shorter run: pin a decaying schedule's horizon
     run(compose_train([*base, *STEPS, f"train.steps={steps}"]), full)
     run(compose_train([*base, *STEPS, f"train.steps={stop}"]), part)  # stops ...
-    if rewrite is not None:
-        last = part / "checkpoints" / "last.pt"
-        checkpoint.save(rewrite(torch.load(last, weights_only=True)), last)
     resume = [f"resume={part}", f"train.steps={steps}"]
     run(compose_train([*base, *STEPS, *resume]), part, overrides=resume)  # ... and continues
 
@@ -56,7 +51,7 @@ def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6,
 
 def as_format_2(state: dict) -> dict:
     """A checkpoint as format 2 wrote it: ProGAN's phase as ``level``/``alpha`` buffers, the grid's dataset
-    examples stored in ``fixed``, no ``grid``."""
+    examples stored in ``fixed``, no ``grid``, no latent stream."""
     models = {}
     for player, weights in state["models"].items():
         models[player] = {}
@@ -70,16 +65,34 @@ def as_format_2(state: dict) -> dict:
     examples = instantiate(state["config"]["dataset"]).examples(state["grid"])
     shown = {k: v for k, v in examples.items() if k in ("input", "target", "A", "B")}
     old = {k: v for k, v in state.items() if k != "grid"}
-    return {**old, "format_version": 2, "models": models, "fixed": {**shown, **state["fixed"]}}
+    rng = {k: v for k, v in state["rng"].items() if k != "latent"}
+    return {**old, "format_version": 2, "models": models, "fixed": {**shown, **state["fixed"]}, "rng": rng}
 
 
 @pytest.mark.parametrize("model", ["pix2pix", "progan"])
-def test_a_format_2_checkpoint_resumes_exactly(tmp_path, model):
-    """Runs of the previous checkpoint format (before ProGAN's phase became extra state and grids were
-    re-read from the data) continue as if never stopped."""
+def test_a_format_2_checkpoint_is_evaluated_and_sampled_but_not_resumed(tmp_path, model):
+    """Runs of the previous checkpoint format (ProGAN's phase in buffers, grid images stored, latents from the
+    global RNG) restore to the same networks and grid; resuming them is a clear error (their latents came
+    from a stream this gan-lab no longer has)."""
     extra = ["model.stabilize_steps=1", "model.fade_steps=4", "model.generator.width=8",
              "model.discriminator.width=8"] if model == "progan" else []  # stopped mid-fade
-    stop_and_resume(tmp_path, [*TINY, f"model={model}", "dataset.count=64", *extra], rewrite=as_format_2)
+    base = [*TINY, f"model={model}", "dataset.count=64", *extra, "train.steps=3"]
+    run(compose_train(base), tmp_path / "new")
+    state = checkpoint.load(tmp_path / "new" / "checkpoints" / "last.pt")
+    (tmp_path / "old" / "checkpoints").mkdir(parents=True)
+    checkpoint.save(as_format_2(state), tmp_path / "old" / "checkpoints" / "last.pt")
+    new, old = (restore(tmp_path / name, torch.device("cpu")) for name in ("new", "old"))
+    assert all(same(v, old.task.state_dict()[k]) for k, v in new.task.state_dict().items())
+    x = instantiate(new.config.dataset).examples(4)
+    given = {"input": x["input"]} if model == "pix2pix" else {"z": torch.randn(4, new.task.z_dim)}
+    outputs = []
+    for restored in (new, old):
+        torch.manual_seed(0)  # pix2pix keeps dropout on when sampling
+        outputs.append(restored.task.sample(4, restored.generator, **given)["samples"])
+    assert torch.equal(*outputs)
+    resume = [f"resume={tmp_path / 'old'}", "train.steps=6"]
+    with pytest.raises(CheckpointError, match="no latent stream"):
+        run(compose_train([*base, *resume]), tmp_path / "old", overrides=resume)
 
 
 def same(a, b) -> bool:
@@ -89,11 +102,23 @@ def same(a, b) -> bool:
     return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
 
 
-@pytest.mark.parametrize("model", ["dcgan", "pix2pix", "wgan_gp", "cyclegan"])
+@pytest.mark.parametrize("model", ["dcgan", "pix2pix", "wgan_gp", "cyclegan", "cgan", "infogan"])
 def test_stop_and_resume_equals_uninterrupted(tmp_path, model):
     a, _ = stop_and_resume(tmp_path, [*TINY, f"model={model}", "dataset.count=64"])
     # a grid's dataset examples (pix2pix input/target, CycleGAN A/B) are re-read on resume, never stored
     assert a["grid"] == 8 and not {"input", "target", "A", "B"} & set(a["fixed"])
+
+
+def test_a_checkpoint_without_the_latent_stream_is_not_resumed(tmp_path):
+    """Checkpoints written before latents had a stream of their own: a clear error, not a silent divergence."""
+    run(compose_train([*TINY, "train.steps=2", "dataset.count=32"]), tmp_path)
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = checkpoint.load(last)
+    del state["rng"]["latent"]
+    checkpoint.save(state, last)
+    resume = [f"resume={tmp_path}", "train.steps=4"]
+    with pytest.raises(CheckpointError, match="no latent stream"):
+        run(compose_train([*TINY, "dataset.count=32", *resume]), tmp_path, overrides=resume)
 
 
 def test_resume_refuses_to_change_the_model(tmp_path):

@@ -7,18 +7,28 @@ import contextlib
 import torch
 from torch import nn
 
+from gan_lab.models.base import GANTask
+
 
 @contextlib.contextmanager
-def inference(G: nn.Module, device: torch.device):
-    """``G`` in eval mode under ``no_grad`` on a forked RNG; every module's mode is restored after.
+def inference(task: GANTask, G: nn.Module):
+    """``G`` (one of ``task``'s generators) in eval mode under ``no_grad``, on a forked global RNG and
+    latent stream; every module's mode and ``task.latent`` are restored after.
 
-    Forking keeps the training RNG where it was, so sampling never changes a run's trajectory."""
+    Sampling inside may draw or reseed (``task.seed_latent``) freely: the training streams stay where
+    they were, so sampling never changes a run's trajectory."""
     modes = [(m, m.training) for m in G.modules()]
+    device = task.device
     devices = [device] if device.type == "cuda" else []
+    latent = task.latent
+    latent_state = latent.get_state() if latent is not None else None
     try:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             G.eval()
             yield G
     finally:
+        task.latent = latent
+        if latent is not None:
+            latent.set_state(latent_state)
         for module, mode in modes:
             module.train(mode)

@@ -183,11 +183,11 @@ def _mean_stats(pending: list[dict]) -> dict[str, float]:
 def render_samples(state: TrainState, recorder: Recorder) -> list[Path]:
     """The task's visuals of the fixed inputs, from the averaged generator when the run keeps one.
 
-    :func:`inference` forks the RNG and restores every module's mode, so taking samples
+    :func:`inference` forks the RNGs and restores every module's mode, so taking samples
     never changes the training trajectory (exact resume depends on it)."""
     task = state.task
     G = task.sampling_generator()
-    with inference(G, task.device):
+    with inference(task, G):
         visuals = task.visuals(state.fixed, G)
     return [recorder.visual(state.step, name, visual) for name, visual in visuals.items()]
 

@@ -23,7 +23,6 @@ class Restored:
     config: DictConfig
     path: Path
     step: int
-    seed: int | None = None  # sampling reseeds with it (on a forked RNG) when set; None: the current stream
 
 
 def restore(path: str | Path, device: torch.device, use_ema: bool = True) -> Restored:

@@ -3,13 +3,15 @@
 ``TrainState.state_dict()`` is the checkpoint (the keys are listed there): the players'
 weights and the averaged generator (``models``: one entry per player and ``G_ema``), the
 task's own state (``task``: buffers such as an image pool), optimizers, schedulers,
-gradient scalers, trick states, counters, the fixed sample inputs and every RNG state,
-as tensors and plain values only. Fixed inputs that are dataset examples (``task.fixed_examples``)
-are stored as their count, ``grid``, and re-read with ``data.examples(grid)`` on load.
+gradient scalers, trick states, counters, the fixed sample inputs and every RNG state
+(the global ones and the task's latent stream), as tensors and plain values only. Fixed inputs that are
+dataset examples (``task.fixed_examples``) are stored as their count, ``grid``, and re-read with
+``data.examples(grid)`` on load.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 
@@ -17,7 +19,10 @@ import torch
 
 from gan_lab import __version__
 from gan_lab.engine.checkpoint import FORMAT_VERSION
+from gan_lab.errors import CheckpointError
 from gan_lab.models.base import GANTask
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,7 +58,7 @@ class TrainState:
             "tricks": {n: t.state_dict() for n, t in self.tricks.items()},
             "fixed": {k: v.cpu() for k, v in self.fixed.items() if k not in self.task.fixed_examples},
             "grid": self.grid,
-            "rng": capture_rng(),
+            "rng": capture_rng(self.task.latent),
         }
 
     def draw_fixed(self, data, n: int) -> None:
@@ -81,7 +86,7 @@ class TrainState:
         self.elapsed = state["elapsed"]
         self.last_losses = dict(state["last_losses"])
         self.best = dict(state.get("best", {}))  # absent from checkpoints of runs without eval.every
-        restore_rng(state["rng"])
+        restore_rng(state["rng"], self.task)
 
     def _on_device(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.task.device) for k, v in tensors.items()}
@@ -109,16 +114,31 @@ def load_task_state(task: GANTask, state: dict) -> None:
     task.load_state_dict(full)
 
 
-def capture_rng() -> dict:
+def capture_rng(latent: torch.Generator) -> dict:
+    """The global RNG states and the latent stream's (with its device type: a CPU and a CUDA
+    generator's states differ in kind)."""
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "python": random.getstate(),
+        "latent": {"device": latent.device.type, "state": latent.get_state()},
     }
 
 
-def restore_rng(rng: dict) -> None:
+def restore_rng(rng: dict, task: GANTask) -> None:
+    """The inverse of :func:`capture_rng`. A run resumed on another device type keeps the latent stream
+    seeded by ``build_task``, as the CUDA RNG starts afresh: it continues, but not exactly."""
+    if "latent" not in rng:
+        raise CheckpointError("the checkpoint has no latent stream (it was written before gan-lab drew latents "
+                              "from a stream of their own), so its run cannot continue exactly; it can still be "
+                              "evaluated and sampled")
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
     random.setstate(rng["python"])
+    if rng["latent"]["device"] == task.latent.device.type:
+        task.latent.set_state(rng["latent"]["state"])
+    else:
+        log.warning("the latent stream was saved on %s and restarts from the seed on %s: the run continues, "
+                    "but not as it would have on %s", rng["latent"]["device"], task.latent.device.type,
+                    rng["latent"]["device"])

@@ -22,7 +22,10 @@ from torch import nn
 
 
 def interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """eps * real + (1 - eps) * fake with one eps ~ U[0, 1] per sample (WGAN-GP, Algorithm 1)."""
+    """eps * real + (1 - eps) * fake with one eps ~ U[0, 1] per sample (WGAN-GP, Algorithm 1).
+
+    eps comes from the global torch RNG: latents and data have streams of their own, so adding a
+    penalty changes neither."""
     eps = torch.rand(len(real), *[1] * (real.dim() - 1), device=real.device)
     return eps * real + (1 - eps) * fake  # also promotes a bf16 fake (autocast) to the data's float32
 

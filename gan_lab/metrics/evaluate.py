@@ -87,8 +87,9 @@ class Evaluation:
     """One evaluation of generator ``G`` of ``task`` against ``data`` (the run's dataset on its eval split).
 
     ``settings`` are the ``eval`` settings; ``dataset`` is the resolved dataset config (cache keys, the
-    classifier); with ``seed`` every set's sampling starts from it (on a forked RNG), so repeated
-    evaluations see the same inputs. ``info`` collects what the report says beside the values."""
+    classifier); with ``seed`` every set's sampling starts from it (the latent stream and the global RNG,
+    both forked), so repeated evaluations see the same inputs. ``info`` collects what the report says
+    beside the values."""
 
     def __init__(self, task: GANTask, G: nn.Module, data, settings: DictConfig, device: torch.device,
                  dataset: dict, seed: int | None = None, network=None):
@@ -146,9 +147,10 @@ class Evaluation:
     def _generate(self, given: dict | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         n, size = (self.settings.num_samples if given is None else len(given["input"])), self.settings.batch_size
         out, labels = [], []
-        with inference(self.G, self.device):
+        with inference(self.task, self.G):
             if self.seed is not None:
-                torch.manual_seed(self.seed)
+                torch.manual_seed(self.seed)  # the ops that draw from the global RNG (dropout)
+                self.task.seed_latent(self.seed)
             for start in range(0, n, size):
                 chunk = {} if given is None else {**given, "input": given["input"][start:start + size].to(self.device)}
                 drawn = self.task.sample(min(size, n - start), self.G, **chunk)
@@ -262,7 +264,7 @@ def real_data(dataset: dict, split: str):
 class TrainingEvaluator:
     """FID of the live run every ``eval.every`` steps (``configs/eval/training.yaml``).
 
-    Each evaluation draws the same ``eval.num_samples`` inputs (seeded by ``seed``, on a forked RNG, so
+    Each evaluation draws the same ``eval.num_samples`` inputs (seeded by ``seed``, on forked RNGs, so
     training takes the same path with or without it) from the EMA generator when the run keeps one, and
     compares them with the dataset's ``eval.split`` through the same library as ``gan-lab eval``."""
 

@@ -12,6 +12,8 @@ mixed precision, clipping and (later) gradient all-reduce exist once. A task say
 - ``sample(n, G, **given)`` and ``visuals(fixed, G)``: everything after training (eval, sample,
   grids, FID during training) goes through these two, with ``G`` the live or averaged generator;
   ``interpolation`` and ``traversal`` give the ``given`` inputs of ``gan-lab sample``'s latent walks.
+- ``latent``: the generator every latent draw (z, labels, codes) comes from, seeded by
+  ``seed_latent``: a stream of its own, so a trick that draws noise cannot change a run's latents;
 - ``eval_sets(data, n)``: what evaluation compares (:class:`EvalSet`); the metric plug-ins of
   ``gan_lab.metrics`` measure each set they apply to.
 
@@ -22,6 +24,7 @@ Batches are dicts of tensors on the run's device, one key set per data kind (``d
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,6 +102,13 @@ def square_columns(n: int) -> int:
     return max(1, math.isqrt(n))
 
 
+def latent_seed(seed: int) -> int:
+    """The latent stream's seed for a run's ``seed``: a hash, so it differs from the global RNG's seed
+    (weights, dropout) and the data's ``seed * 1_000_003 + k``."""
+    digest = hashlib.blake2b(f"gan-lab latent {seed}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1  # 63 bits: a valid seed for every generator
+
+
 class GANTask(nn.Module):
     """Base class of every model family: ``self.G`` is the generator (the module sampling uses and
     ``G_ema`` averages), ``self.D`` the discriminator. Subclasses implement :meth:`d_loss`,
@@ -121,10 +131,15 @@ class GANTask(nn.Module):
         self.loss = loss
         self.reuse_fake = reuse_fake
         self.G_ema: nn.Module | None = None  # the averaged generator, when a trick keeps one (tricks=[ema])
+        self.latent: torch.Generator | None = None  # None (a task built by hand): the global torch RNG
 
     @property
     def device(self) -> torch.device:
         return next(self.G.parameters()).device
+
+    def seed_latent(self, seed: int) -> None:
+        """Start the latent stream from ``seed`` (through :func:`latent_seed`), on the task's device."""
+        self.latent = torch.Generator(self.device).manual_seed(latent_seed(seed))
 
     def sampling_generator(self, use_ema: bool = True) -> nn.Module:
         """The generator every sampling site uses: the average when there is one."""

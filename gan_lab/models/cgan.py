@@ -74,7 +74,9 @@ class ConditionalTask(NoiseToImage):
         """z and classes drawn uniformly; ``label=`` fixes the classes."""
         inputs = super().sample_inputs(n, **given)
         label = given.get("label")
-        inputs["label"] = label if label is not None else torch.randint(self.num_classes, (n,), device=self.device)
+        if label is None:
+            label = torch.randint(self.num_classes, (n,), device=self.device, generator=self.latent)
+        inputs["label"] = label
         return inputs
 
     def interpolation(self, rows: int, steps: int) -> dict[str, torch.Tensor]:
@@ -93,7 +95,7 @@ class ConditionalTask(NoiseToImage):
         classes = self.num_classes
         columns = max(1, n // classes)
         return {
-            "z": torch.randn(classes * columns, self.z_dim, device=self.device),
+            "z": torch.randn(classes * columns, self.z_dim, device=self.device, generator=self.latent),
             "label": torch.arange(classes, device=self.device).repeat_interleave(columns),
         }
 

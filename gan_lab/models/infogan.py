@@ -64,11 +64,12 @@ class LatentCodes:
         kinds = [f"categorical, {k} values" for k in self.categorical] + ["continuous"] * self.continuous
         return ", ".join(f"{name} ({kind})" for name, kind in zip(self.names, kinds))
 
-    def sample(self, n: int, device: torch.device) -> torch.Tensor:
-        """``n`` latents from the prior: z and the continuous codes U(-1, 1), each categorical uniform."""
-        z = torch.rand(n, self.noise, device=device) * 2 - 1
-        cats = [one_hot(torch.randint(k, (n,), device=device), k) for k in self.categorical]
-        cont = torch.rand(n, self.continuous, device=device) * 2 - 1
+    def sample(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` latents from the prior: z and the continuous codes U(-1, 1), each categorical uniform;
+        drawn from ``generator`` (None: the global torch RNG)."""
+        z = torch.rand(n, self.noise, device=device, generator=generator) * 2 - 1
+        cats = [one_hot(torch.randint(k, (n,), device=device, generator=generator), k) for k in self.categorical]
+        cont = torch.rand(n, self.continuous, device=device, generator=generator) * 2 - 1
         return torch.cat([z, *cats, cont], 1)
 
     def split(self, latent: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
@@ -233,14 +234,14 @@ class InfoGANTask(NoiseToImage):
 
     def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
         z = given.get("z")
-        return {"z": z if z is not None else self.codes.sample(n, self.device)}
+        return {"z": z if z is not None else self.codes.sample(n, self.device, self.latent)}
 
     def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
         codes = self.codes
         if not codes.categorical:
             return self.sample_inputs(n)
         k, columns = codes.categorical[0], max(1, n // codes.categorical[0])
-        latent = codes.sample(columns, self.device).repeat(k, 1)  # row r: the same draws, with c1 = r
+        latent = codes.sample(columns, self.device, self.latent).repeat(k, 1)  # row r: the same draws, with c1 = r
         return {"z": codes.assign(latent, "c1", torch.arange(k, device=self.device).repeat_interleave(columns))}
 
     def grid_columns(self, n: int) -> int:
@@ -263,5 +264,5 @@ class InfoGANTask(NoiseToImage):
         else:
             values = torch.linspace(span[0], span[1], steps, device=self.device)
         rows = max(1, n // len(values))
-        latent = codes.sample(rows, self.device).repeat_interleave(len(values), 0)
+        latent = codes.sample(rows, self.device, self.latent).repeat_interleave(len(values), 0)
         return {"z": codes.assign(latent, name, values.repeat(rows))}, len(values)

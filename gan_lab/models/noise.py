@@ -43,9 +43,9 @@ class NoiseToImage(GANTask):
             self.reference = data.tensors["real"][:4096].clone()
 
     def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
-        """Generator inputs for ``n`` samples, drawn from the global torch RNG (``z=`` fixes them)."""
+        """Generator inputs for ``n`` samples, drawn from the latent stream (``z=`` fixes them)."""
         z = given.get("z")
-        return {"z": z if z is not None else torch.randn(n, self.z_dim, device=self.device)}
+        return {"z": z if z is not None else torch.randn(n, self.z_dim, device=self.device, generator=self.latent)}
 
     def condition(self, source: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Extra arguments of G and D taken from a batch or from generator inputs."""
@@ -123,7 +123,7 @@ class NoiseToImage(GANTask):
 
     def interpolation(self, rows: int, steps: int) -> dict[str, torch.Tensor]:
         """z on the great circle between two Gaussian draws per row (:func:`slerp`)."""
-        ends = torch.randn(2, rows, self.z_dim, device=self.device)
+        ends = torch.randn(2, rows, self.z_dim, device=self.device, generator=self.latent)
         return {"z": slerp(ends[0], ends[1], torch.linspace(0, 1, steps, device=self.device)).flatten(0, 1)}
 
     def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid | Points]:

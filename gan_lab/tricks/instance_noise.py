@@ -17,7 +17,9 @@ from gan_lab.tricks.base import Trick, positive, positive_int
 class InstanceNoise(Trick):
     """x -> x + sigma_t * N(0, I) for every input of D, sigma_t = std * max(0, 1 - t / anneal_steps)
     after t steps. ``std`` is in data units ([-1, 1] for images); the noise is drawn from the global
-    torch RNG, and sigma is a function of the engine's step, so a resumed run continues the same schedule."""
+    torch RNG (``randn_like`` takes no generator; latents and data have streams of their own, so the
+    noise changes neither), and sigma is a function of the engine's step, so a resumed run continues
+    the same schedule."""
 
     def __init__(self, std: float = 0.1, anneal_steps: int = 2000):
         self.std = positive(std, "tricks.instance_noise.std")

@@ -102,5 +102,5 @@ class VirtualBatchNormTrick(Trick):
             parent, _, child = name.rpartition(".")
             G.get_submodule(parent).register_module(
                 child, VirtualBatchNorm.from_batchnorm(G.get_submodule(name), self.reference_size))
-        inputs = task.sample_inputs(self.reference_size)  # global RNG: the run's seed fixes the reference
+        inputs = task.sample_inputs(self.reference_size)  # the latent stream: the run's seed fixes the reference
         task.G = ReferenceBatchGenerator(G, (inputs["z"], *task.condition(inputs)))
