@@ -4,6 +4,8 @@ each with ``gan-lab eval``, print a table, and write the table and the last samp
 
     python scripts/zoo.py toy2d                 # ring of 8: modes covered, high-quality fraction
     python scripts/zoo.py mnist                 # MNIST: classifier-FID (offline), after `gan-lab train-classifier`
+    python scripts/zoo.py translation           # shapes outline <-> filled: paired L1/PSNR/SSIM, cycle L1
+    python scripts/zoo.py summer2winter         # CycleGAN on summer2winter_yosemite: cycle L1 and grids
     python scripts/zoo.py toy2d --steps 200 --only nonsaturating,wgan_gp --out /tmp/zoo --doc /tmp/results.md
 
 Every run goes through the ``gan-lab`` command exactly as a user would type it; the command of each
@@ -19,6 +21,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +30,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from gan_lab.engine import checkpoint
+from zoo_scores import TEST_PAIRS, black, supervised, untranslated  # scripts/zoo_scores.py
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Row:
+    """A row with more than training overrides (a plain list of overrides is ``Row(overrides)``)."""
+    train: list[str] | None  # its overrides of `gan-lab train`; None: nothing is trained (a baseline)
+    score: Callable[[Path | None], dict] | None = None  # values computed here from the run directory
+    note: str = ""  # a line under the table, formatted with the row's values
 
 
 @dataclass
@@ -36,12 +48,15 @@ class Suite:
     title: str
     about: str  # one paragraph for the document: data, networks, budget, metric definitions
     common: list[str]  # overrides of every run
-    rows: dict[str, list[str]]  # row name -> its own overrides
+    rows: dict[str, list[str] | Row]  # row name -> its own overrides
     eval: list[str]
     metrics: list[str]  # report keys shown as columns
-    steps: int
+    steps: int | None  # None: each model config's own train.steps (a "steps x batch" column says which)
     env: dict[str, str] = field(default_factory=dict)
 
+
+DATA = {"GAN_LAB_DATA": os.environ.get("GAN_LAB_DATA", str(REPO.parent / "shared" / "data"))}
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 # Wasserstein rows on MLPs spell out their papers' optimizers (the model configs of the same name
 # build DCGAN networks for images).
@@ -118,7 +133,63 @@ SUITES = {
         eval=["eval.features=classifier", "eval.metrics=[fid]", "eval.num_samples=2000"],
         metrics=["classifier-FID", "classifier_accuracy"],
         steps=600,
-        env={"GAN_LAB_DATA": os.environ.get("GAN_LAB_DATA", str(REPO.parent / "shared" / "data"))},
+        env=DATA,
+    ),
+    "translation": Suite(
+        title="Unpaired translation on shapes_unpaired (outline <-> filled)",
+        about=(
+            "`dataset=shapes_unpaired`: A = outlines, B = the same shapes filled (32 px, 2048 per domain), drawn "
+            "independently in training. Scored against each image's hidden true partner on the first 256 test "
+            "pairs (unseen shapes; `gan-lab eval eval.metrics=[l1,psnr,ssim] eval.num_samples=256`): L1, PSNR "
+            "(dB), SSIM of [0, 1] images, and the cycle L1 |G_BA(G_AB(a)) - a| (AtoB) and |G_AB(G_BA(b)) - b| "
+            "(BtoA). Each model runs its own config (networks, optimizers, batch and `train.steps`: its shipped "
+            "CPU budget), seed 0, one run per row, so no seed-to-seed spread is known. *input (no translation)*: "
+            "the floor, each test input against its partner. *black image*: an all-black output against the "
+            "partners, the score of translating to nothing (shapes cover little of the image, outlines less). "
+            "*pix2pix (supervised)*: the upper bound, trained on "
+            "`dataset=shapes_paired dataset.count=2048`, whose pairs are exactly shapes_unpaired's training pairs "
+            "(same seed, size, count, scale, tilt; checked tensor for tensor; shapes_paired's default 8192 pairs "
+            "would be other shapes); A to B only. `gan-lab eval` would score it on its own training pairs "
+            "(shapes_paired has no test split), so this script scores it on the test pairs with the same "
+            "functions. *train s*: one thread (`OMP_NUM_THREADS=1`) of a shared 2-core CPU (other jobs ran "
+            "beside every row). Samples: the last grids, triplets (input, translation, translated back) of the "
+            "first 16 training images per direction (pix2pix: input, output, target of its first training pairs)."),
+        common=[],
+        rows={
+            "input (no translation)": Row(None, score=untranslated),
+            "black image": Row(None, score=black),
+            "cyclegan": ["model=cyclegan"],
+            "discogan": ["model=discogan"],
+            "dualgan": ["model=dualgan"],
+            "pix2pix (supervised)": Row(
+                ["model=pix2pix", "dataset=shapes_paired", "dataset.count=2048"], score=supervised,
+                note="`gan-lab eval` of the same run on its first 256 training pairs: L1 {L1:.4g}, PSNR {PSNR:.4g}, "
+                     "SSIM {SSIM:.4g}; the table's AtoB values are on the test pairs."),
+        },
+        eval=["eval.metrics=[l1,psnr,ssim]", f"eval.num_samples={TEST_PAIRS}"],
+        metrics=[f"{d} {m}" for d in ("AtoB", "BtoA") for m in ("L1", "PSNR", "SSIM")]
+        + ["AtoB cycle L1", "BtoA cycle L1"],
+        steps=None,
+        env=ONE_THREAD,
+    ),
+    "summer2winter": Suite(
+        title="CycleGAN on summer2winter_yosemite",
+        about=(
+            "`dataset=unpaired_folder`: summer2winter_yosemite (Zhu et al. 2017; here 100 + 100 training and 30 + "
+            "30 test images) at 72 px, random 64 px crops and flips in training, centre crops otherwise; "
+            "`model=cyclegan` with its config (width 32, 6 residual blocks, 2-layer PatchGAN, batch 1), seed 0, "
+            "one run. With no true partners the number is the cycle L1 ([0, 1] units) on the 30 test images per "
+            "domain (`gan-lab eval eval.metrics=[] eval.num_samples=30`). No FID: the Inception weights are not "
+            "on this offline machine (and 30 images are too few). *train s*: one thread (`OMP_NUM_THREADS=1`) of "
+            "a shared 2-core CPU (other jobs ran beside it). Samples: the last grids, triplets (input, translation, "
+            "translated back) of the first 16 training images per direction, centre-cropped (AtoB: summer to "
+            "winter)."),
+        common=["model=cyclegan", "dataset=unpaired_folder"],
+        rows={"cyclegan": []},
+        eval=["eval.metrics=[]", "eval.num_samples=30"],
+        metrics=["AtoB cycle L1", "BtoA cycle L1"],
+        steps=None,
+        env={**DATA, **ONE_THREAD},
     ),
 }
 
@@ -130,34 +201,61 @@ def gan_lab(args: list[str], env: dict[str, str]) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
-def run_row(suite: Suite, overrides: list[str], run_dir: Path, steps: int) -> dict:
-    """Train (unless ``run_dir`` already holds the finished run), evaluate; returns the eval report."""
-    train = [*suite.common, *overrides, f"train.steps={steps}", "seed=0", "train.progress=plain",
-             f"train.sample_every={steps}", f"train.ckpt_every={steps}", f"hydra.run.dir={run_dir}"]
+def run_row(suite: Suite, row: Row, run_dir: Path, steps: int | None) -> dict:
+    """Train (unless ``run_dir`` already holds the finished run), evaluate; returns the eval report's values
+    and the row's own scores (a row that trains nothing has only those)."""
+    if row.train is None:
+        return {"command": f"no training; {row.score.__doc__}", **row.score(None)}
+    budget = [f"train.steps={steps}"] if steps else []  # none: the model config's own
+    train = [*suite.common, *row.train, *budget, "seed=0", "train.progress=plain", "train.sample_every=${train.steps}",
+             "train.ckpt_every=${train.steps}", f"hydra.run.dir={run_dir}"]
     if not (run_dir / "checkpoints" / "last.pt").exists():
         gan_lab(["train", *train], suite.env)
-    seconds = checkpoint.load(run_dir / "checkpoints" / "last.pt")["elapsed"]  # training time, all sessions
+    state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
     gan_lab(["eval", f"ckpt={run_dir}", *suite.eval], suite.env)
     report = json.loads(max((run_dir / "eval").glob("*.json")).read_text())
-    return {"command": shlex.join(["gan-lab", "train", *suite.common, *overrides, f"train.steps={steps}"]),
-            "seconds": seconds, **report["metrics"]}
+    values = {"command": f"`{shlex.join(['gan-lab', 'train', *suite.common, *row.train, *budget])}`",
+              "train s": f"{state['elapsed']:.0f}",  # training time, all sessions
+              "steps × batch": f"{state['step']} × {state['config']['train']['batch_size']}",
+              **report["metrics"], **(row.score(run_dir) if row.score else {})}
+    return {**values, "note": row.note.format_map(values)}
 
 
 def fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
 
 
-def markdown(suite: Suite, name: str, results: dict[str, dict], steps: int, images: Path) -> str:
+def columns(suite: Suite) -> list[str]:
+    return [*suite.metrics, *(["steps × batch"] if suite.steps is None else []), "train s"]
+
+
+def markdown(suite: Suite, name: str, results: dict[str, dict], steps: int | None, images: Path) -> str:
+    budget = (f"Generator steps per row: {steps}." if steps else
+              "Steps per row: each model config's own `train.steps`, with its batch size in *steps × batch*.")
     lines = [f"<!-- zoo:{name}:start -->", f"## {suite.title}", "", suite.about, "",
-             f"Generator steps per row: {steps}. Produced by `python scripts/zoo.py {name}`; do not edit by hand.",
-             "", "| row | " + " | ".join(suite.metrics) + " | train s | samples |",
-             "|---|" + "---|" * (len(suite.metrics) + 2)]
+             f"{budget} Produced by `python scripts/zoo.py {name}`; do not edit by hand.",
+             "", "| row | " + " | ".join(columns(suite)) + " | samples |", "|---|" + "---|" * (len(columns(suite)) + 1)]
     for row, res in results.items():
-        picture = f"![{row}]({images.name}/{name}/{slug(row)}.png)"
-        lines.append(f"| {row} | " + " | ".join(fmt(res.get(m)) for m in suite.metrics)
-                     + f" | {res['seconds']:.0f} | {picture} |")
-    lines += ["", "Commands:", ""] + [f"- {row}: `{res['command']}`" for row, res in results.items()]
-    return "\n".join(lines + [f"<!-- zoo:{name}:end -->"])
+        pictures = " ".join(f"![{alt}]({images.name}/{name}/{grid})" for alt, grid in res.get("grids", []))
+        lines.append(f"| {row} | " + " | ".join(fmt(res.get(c)) for c in columns(suite)) + f" | {pictures} |")
+    notes = [f"- {row}: {res['note']}" for row, res in results.items() if res.get("note")]
+    lines += ["", *notes, *([""] if notes else []), "Commands:", ""]
+    return "\n".join(lines + [f"- {row}: {res['command']}" for row, res in results.items()]
+                     + [f"<!-- zoo:{name}:end -->"])
+
+
+def copy_grids(run_dir: Path, dest: Path, row: str) -> list[tuple[str, str]]:
+    """The run's last sample grids into ``dest`` as ``<row>.png``, or ``<row>_<visual>.png`` per visual of the task;
+    returns (alt text, file name) pairs."""
+    steps: dict[int, list[tuple[str, Path]]] = {}
+    for png in run_dir.glob("samples/*.png"):  # <visual>_<step>.png
+        visual, step = png.stem.rsplit("_", 1)
+        steps.setdefault(int(step), []).append((visual, png))
+    last = sorted(steps[max(steps)])
+    grids = [(row, f"{slug(row)}.png")] if len(last) == 1 else [(f"{row} {v}", f"{slug(row)}_{v}.png") for v, _ in last]
+    for (_, png), (_, name) in zip(last, grids):
+        shutil.copy(png, dest / name)
+    return grids
 
 
 def slug(row: str) -> str:
@@ -188,20 +286,23 @@ def main() -> None:
     images = args.doc.parent / "results"
     (images / args.suite).mkdir(parents=True, exist_ok=True)
     console = Console()
-    table = Table(title=f"{suite.title}: {steps} steps, seed 0")
-    for column in ("row", *suite.metrics, "train s"):
+    table = Table(title=f"{suite.title}: {f'{steps} steps' if steps else 'own steps'}, seed 0")
+    for column in ("row", *columns(suite)):
         table.add_column(column)
     results = {}
-    for row, overrides in rows.items():
-        run_dir = args.out / args.suite / f"{slug(row)}-{steps}"
-        console.print(f"[bold]{escape(row)}[/]: {escape(' '.join(overrides))}")
+    for row, spec in rows.items():
+        spec = spec if isinstance(spec, Row) else Row(spec)
+        run_dir = args.out / args.suite / f"{slug(row)}-{steps or 'default'}"
+        overrides = "(no training)" if spec.train is None else " ".join(spec.train)
+        console.print(f"[bold]{escape(row)}[/]: {escape(overrides)}")
         try:
-            results[row] = run_row(suite, overrides, run_dir, steps)
+            results[row] = run_row(suite, spec, run_dir, steps)
         except RuntimeError as err:
             console.print(f"[red]{escape(row)} failed[/]: {escape(str(err))}")
             sys.exit(1)
-        shutil.copy(max((run_dir / "samples").glob("*.png")), images / args.suite / f"{slug(row)}.png")
-        table.add_row(row, *(fmt(results[row].get(m)) for m in suite.metrics), f"{results[row]['seconds']:.0f}")
+        if spec.train is not None:
+            results[row]["grids"] = copy_grids(run_dir, images / args.suite, row)
+        table.add_row(row, *(fmt(results[row].get(c)) for c in columns(suite)))
     console.print(table)
     write_section(args.doc, args.suite, markdown(suite, args.suite, results, steps, images))
     console.print(f"wrote {args.doc}")

@@ -1,18 +1,33 @@
 """CycleGAN of Zhu, Park, Isola and Efros 2017, "Unpaired Image-to-Image Translation using
-Cycle-Consistent Adversarial Networks" (ICCV 2017, arXiv 1703.10593).
+Cycle-Consistent Adversarial Networks" (ICCV 2017, arXiv 1703.10593; sections as in arXiv v7).
 
-- Generators (§4 and App. 7.2, after Johnson et al. 2016): ``c7s1-64, d128, d256, R256 x n, u128, u64,
-  c7s1-3``: reflection-padded 7x7 convolutions at both ends, two stride-2 3x3 convolutions down, ``n``
-  residual blocks (6 for images below 256 px, 9 at 256 and above), two stride-2 transposed
-  convolutions up; instance norm and ReLU after every layer but the last, which ends in tanh.
-- Discriminators: the 70x70 PatchGAN of pix2pix with instance norm (§4; ``pix2pix.Discriminator`` with
-  ``norm="instance"``); the code's C512 is stride 1, which gives the 70 px field and a 30x30 map at 256.
-- Objective (§3.3): least-squares adversarial losses (§4, after Mao et al. 2017) + lambda * (cycle L1 in
-  both directions) (eq. 2, lambda = 10), plus the identity L1 ``0.5 * lambda`` (§5.2); D's objective is
-  divided by 2 (§4, to slow D relative to G) and D sees a history of 50 generated images
-  (:class:`gan_lab.models.translation.ImagePool`).
-- Training (§4, App. 7.1): Adam lr 2e-4, betas (0.5, 0.999), batch 1, the rate constant for the first half
-  and linearly to 0 in the second (configs/model/cyclegan.yaml).
+- Generators (§4 "Network Architecture" and App. 7.2 "Generator architectures", after Johnson et al.
+  2016): ``c7s1-64, d128, d256, R256 x n, u128, u64, c7s1-3``: reflection-padded 7x7 convolutions at
+  both ends, two stride-2 3x3 convolutions down, ``n`` residual blocks, two 3x3 fractionally-strided
+  (stride 1/2) convolutions up; instance norm and ReLU after every layer but the last, which ends in
+  tanh (the tanh is the code's; the paper's notation does not name the last activation). Blocks: the
+  paper says "6 blocks for 128 × 128 images and 9 blocks for 256 × 256 and higher-resolution training
+  images" (§4, again in App. 7.2); using 6 for every size below 256 (32 and 64 px here) extends that
+  rule, the paper gives nothing below 128.
+- Discriminators: "70 × 70 PatchGANs" (§4), with instance norm except on the first C64 layer and
+  LeakyReLU 0.2 (App. 7.2 "Discriminator architectures": ``C64-C128-C256-C512``, then "a convolution to produce
+  a 1-dimensional output"); here ``pix2pix.Discriminator`` with ``norm="instance"``. App. 7.2 calls every Ck
+  "stride 2"; the code's C512 is stride 1, which is what gives the 70 px field and a 30x30 map at 256.
+- Objective: adversarial losses (§3.1, eq. 1) + lambda * cycle L1 in both directions (§3.2, eq. 2;
+  full objective §3.3, eq. 3), "we set λ = 10 in Equation 3" (§4 "Training details"); the negative log
+  likelihood is replaced by a least-squares loss, G minimising ``E[(D(G(x)) - 1)^2]`` and D
+  ``E[(D(y) - 1)^2] + E[D(G(x))^2]`` (§4 "Training details", after Mao et al.); "we divide the objective
+  by 2 while optimizing D, which slows down the rate at which D learns, relative to the rate of G"
+  (App. 7.1); D is updated "using a history of generated images" from "an image buffer that stores the
+  50 previously created images" (§4 "Training details";
+  :class:`gan_lab.models.translation.ImagePool`). Identity L1 ``E||G(y) - y||_1 + E||F(x) - x||_1``:
+  introduced in §5.2 "Photo generation from paintings" (painting -> photo); its weight "was 0.5λ where λ
+  was the weight for cycle consistency loss" is given in App. 7.1 only for Monet's paintings -> photos and
+  flower photo enhancement (the code's default turns it on for every task).
+- Training: "We use the Adam solver [26] with a batch size of 1", learning rate 0.0002, "the same learning
+  rate for the first 100 epochs" then "linearly decay the rate to zero over the next 100 epochs" (§4
+  "Training details", repeated in App. 7.1, which adds weights drawn from N(0, 0.02)). The Adam betas
+  (0.5, 0.999) are the code's; the paper states none (configs/model/cyclegan.yaml).
 
 The step follows the reference code (junyanz/pytorch-CycleGAN-and-pix2pix ``cycle_gan_model.py``): one G
 phase over both generators with both D frozen, which hands its detached fakes to one D phase over both
@@ -21,9 +36,11 @@ seeded generator and is checkpointed (the code uses Python's ``random`` and save
 followed by instance norm have no bias (the norm's centring cancels it exactly, so the code's biases are
 dead parameters); ``n_critic`` is not used (the code has one D update per step).
 
-Tags: facts read in the reference code; the paper's section numbers, "6 blocks below 256 px" and the
-identity weight 0.5 * lambda are recalled from the paper (spec tag [paper†], not re-read against the
-PDF); the 0.5 * lambda identity weight of the paper's §5.2 is quoted in LynnHo/CycleGAN-Tensorflow-2 #25.
+Sources: the quoted paper sentences and their sections were read in full-text copies of the paper (a
+bilingual transcription of arXiv v7 with its section headings, a Korean translation keeping the same
+headings, and verbatim quotes in other repositories); the 0.5λ sentence is also quoted by
+LynnHo/CycleGAN-Tensorflow-2 #25, and the authors' docs/qa.md points to "Sec 5.2 'Photo generation from
+paintings'" for the identity loss. Everything marked "the code's" was read in the reference code.
 """
 
 from __future__ import annotations
@@ -51,8 +68,9 @@ class ResnetGenerator(nn.Module):
     """(B, in_channels, S, S) -> (B, out_channels, S, S) in [-1, 1], S a multiple of 4.
 
     ``width``: channels of the first layer (64 in the paper; 32 keeps CPU runs short); ``n_blocks``:
-    residual blocks at ``4 * width`` channels and S/4 pixels, None = the paper's 6 below 256 px, 9 from
-    256 px; ``norm``: "instance" (the paper's, affine=False) or any of ``blocks.NORMS``."""
+    residual blocks at ``4 * width`` channels and S/4 pixels, None = 6 below 256 px, 9 from 256 px (the
+    paper, §4: 6 at 128 px, 9 at 256 px and above; below 128 px it gives nothing); ``norm``: "instance"
+    (the paper's, §4; affine=False is the code's) or any of ``blocks.NORMS``."""
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, image_size: int = 256, width: int = 64,
                  n_blocks: int | None = None, norm: str = "instance"):
@@ -84,9 +102,10 @@ class CycleGAN(TwoWayTranslator):
     D minimises ``d_weight * (loss.d_loss(D_A(a), D_A(pool_A(G_BA(b)))) + loss.d_loss(D_B(b), D_B(pool_B(G_AB(a)))))``.
 
     With ``loss=leastsquares`` (gan-lab's LSGAN: D ``½(D(x)-1)² + ½D(G(z))²``, G ``½(D(G(z))-1)²``), the
-    reference is ``d_weight=1`` (the loss already holds the paper's halving: the code's
+    reference is ``d_weight=1`` (the loss already holds the paper's halving, App. 7.1: the code's
     ``0.5 * (MSE(D(real), 1) + MSE(D(fake), 0))``) and ``adversarial_weight=2`` (the code's G cost
-    ``MSE(D(G(x)), 1)`` beside lambda = 10); configs/model/cyclegan.yaml sets both.
+    ``MSE(D(G(x)), 1)``, the paper's ``E[(D(G(x)) - 1)^2]`` of §4, beside lambda = 10);
+    configs/model/cyclegan.yaml sets both.
 
     ``pool_size``: history per domain (50; 0 = none); ``seed``: seeds the two pools (``2 seed`` and
     ``2 seed + 1``)."""

@@ -1,18 +1,29 @@
 """DiscoGAN of Kim, Cha, Kim, Lee and Kim 2017, "Learning to Discover Cross-Domain Relations with Generative
 Adversarial Networks" (ICML 2017, arXiv 1703.05192).
 
-- Networks (§4, the code's ``discogan/model.py``): an encoder-decoder generator without skips, 4x4
-  stride-2 convolutions with batch norm and LeakyReLU 0.2 down to 4x4 (no norm on the first), 4x4
-  stride-2 transposed convolutions with batch norm and ReLU back up; a discriminator of the same
-  encoder ending in a 4x4 valid convolution to one logit. The paper works at 64 px (4 down, 4 up); the
-  depth here is ``log2(image_size) - 2``, so 32 px has one block fewer each way (the 64 px D fails on
-  32 px input).
-- Objective (§3.3, "DiscoGAN"): per direction ``L_GAB = L_GAN_B + L_CONST_A``, the non-saturating GAN
-  loss of G_AB against D_B plus the reconstruction distance ``d(G_BA(G_AB(x_A)), x_A)`` (MSE, one of the
-  paper's choices with cosine and hinge, and the code's), ``L_G = L_GAB + L_GBA``, ``L_D = L_DA + L_DB``
-  (binary cross-entropy, ``loss=nonsaturating``). One D phase then one G phase per step.
+- Networks (the paper's §2.2 "Notation and Architecture"; the layer details are the code's
+  ``discogan/model.py``): an encoder-decoder generator without skips, 4x4 stride-2 convolutions with batch
+  norm and LeakyReLU 0.2 down to 4x4 (no norm on the first), 4x4 stride-2 transposed convolutions with
+  batch norm and ReLU back up; a discriminator of the same encoder ending in a 4x4 valid convolution to
+  one logit. §2.2 (read only in two Korean summaries, not in the English text) gives 64x64x3 images, 4x4
+  convolutions with leaky ReLU in the encoder, 4x4 deconvolutions with ReLU in the decoder, four to five
+  layers "depending on the domain", and a discriminator that is the encoder plus a 4x4 convolution and a
+  sigmoid; the code uses 4 down and 4 up at 64 px. The depth here is ``log2(image_size) - 2``, so 32 px
+  has one block fewer each way (the 64 px D fails on 32 px input).
+- Objective: the reconstruction distance ``d(G_BA(G_AB(x_A)), x_A)``, "where any form of metric function
+  (L1, L2, Huber loss) can be used" (§2.1 "Formulation"); here MSE (the paper's L2, and the code's).
+  ``L_CONST_A = d(G_BA(G_AB(x_A)), x_A)``, ``L_GAN_B = -E[log D_B(G_AB(x_A))]`` (the non-saturating G
+  loss), ``L_GAB = L_GAN_B + L_CONST_A`` and ``L_DB = -E[log D_B(x_B)] - E[log(1 - D_B(G_AB(x_A)))]`` (§2.3
+  "GAN with a Reconstruction Loss"); DiscoGAN couples two of these, ``L_G = L_GAB + L_GBA`` and
+  ``L_D = L_DA + L_DB`` (§2.4 "Our Proposed Model: Discovery GAN"); ``loss=nonsaturating`` is the binary
+  cross-entropy form. One D phase then one G phase per step.
 
-Section numbers and the paper's objective are recalled (spec tag [paper†]); the architecture is the code's.
+Sources: the §2.1 sentence is quoted verbatim (as "from the original paper") in huseinzol05's DiscoGAN
+notebook; the §2.3-§2.4 equations as transcribed in angrypark's "DiscoGAN 논문 이해하기" (YBIGTA), whose
+table of contents, like a second summary's, gives the section titles above. No English full text of
+the paper was reachable, so the §2.2 architecture wording and the paper's training settings remain
+unverified (spec tag [paper†]); the architecture used is the code's.
+
 Departures from the code, each a documented option or note:
 
 - G ends in tanh, for gan-lab's images in [-1, 1]; the code's sigmoid matches its [0, 1] images (BGR).
@@ -110,8 +121,8 @@ class DiscoGAN(TwoWayTranslator):
 
     G minimises, per direction (AB shown), ``w_gan * adversarial_AB + w_rec * |G_BA(G_AB(a)) - a|²`` with
     ``adversarial_AB = (1 - fm_weight) * loss.g_loss(D_B(G_AB(a))) + fm_weight * FM_B`` and ``(w_gan, w_rec)
-    = (1, 1)`` (the paper) or ``(1 - rate, rate)`` with the curriculum; D minimises
-    ``d_weight * (loss.d_loss(D_A(a), D_A(G_BA(b))) + loss.d_loss(D_B(b), D_B(G_AB(a))))``."""
+    = (1, 1)`` (the paper's ``L_GAB = L_GAN_B + L_CONST_A``, §2.3) or ``(1 - rate, rate)`` with the
+    curriculum; D minimises ``d_weight * (loss.d_loss(D_A(a), D_A(G_BA(b))) + loss.d_loss(D_B(b), D_B(G_AB(a))))``."""
 
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
                  loss: nn.Module, channels_A: int = 3, channels_B: int = 3, fm_weight: float = 0.0,

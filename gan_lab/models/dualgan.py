@@ -14,8 +14,12 @@ Translation" (ICCV 2017, arXiv 1704.02510).
   own batch. The clipping is ``gan_lab.tricks.weight_clipping`` (configs/model/dualgan.yaml includes it);
   it clips ``task.D``, both critics.
 
-These training values (n_critic 2, lr 5e-5, c 0.01, batches of 1-4) are recalled from the paper, not
-re-read against it (spec tag [paper†]). The reference code departs from the paper: its 2017 version
+These training values (n_critic 2, lr 5e-5, c 0.01, batches of 1-4) and all the section numbers above are
+recalled from the paper, not re-read against it (spec tag [paper†]); the two quotes come from the spec, which
+read them in a scribd copy. A later check found no readable copy of the paper's text (full-text pages,
+repositories, issue threads, the official duxingren14/DualGAN README), so all of this stays unverified;
+only a reading note (ocean1100/Reading, GAN/DualGAN.md, under "Training procedure") agrees on the RMSProp
+solver and batches of 1-4. The reference code departs from the paper: its 2017 version
 (d7ee5b8) trains a sigmoid cross-entropy GAN with one D step then two G steps on the same batch
 (``loss=nonsaturating ~tricks.weight_clipping train.n_critic=1 model.g_repeats=2 model.fresh_g_batch=false``);
 its 2020 version defaults to WGAN-GP with n_critic 1 (no gradient-penalty plug-in here). Its "batch_norm"

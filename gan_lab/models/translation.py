@@ -42,8 +42,8 @@ def cycle_losses(G: nn.ModuleDict, real_A: torch.Tensor, real_B: torch.Tensor, f
                  fake_B: torch.Tensor, distance: Distance = F.l1_loss) -> tuple[torch.Tensor, torch.Tensor]:
     """``(d(G_BA(fake_B), real_A), d(G_AB(fake_A), real_B))`` with ``fake_B = G_AB(real_A)`` and
     ``fake_A = G_BA(real_B)``: CycleGAN's cycle consistency (Zhu et al. 2017, eq. 2, L1), DualGAN's
-    recovery loss (Yi et al. 2017, §3.1, L1), DiscoGAN's reconstruction loss (Kim et al. 2017, §3, MSE
-    in its code). Zero exactly when the two generators invert each other on the batch."""
+    recovery loss (Yi et al. 2017, L1; section unverified), DiscoGAN's reconstruction loss (Kim et al. 2017,
+    §2.1/§2.3: any of L1, L2, Huber; MSE in its code). Zero exactly when the two generators invert each other on the batch."""
     return distance(G["BA"](fake_B), real_A), distance(G["AB"](fake_A), real_B)
 
 
