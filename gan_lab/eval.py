@@ -50,7 +50,9 @@ def evaluate(cfg: DictConfig) -> dict:
     report = {
         "metrics": values, "metric_names": list(metrics), "num_samples": ev.num_samples,
         "checkpoint": str(run.path), "step": run.step, "dataset": dataset["_target_"],
-        "split": ev.split if "split" in dataset else None, "features": ev.features, **evaluation.report_info(),
+        "split": ev.split if "split" in dataset else None,
+        "data": f"{ev.split} split" if "split" in dataset else "the training data (the dataset has no splits)",
+        "features": ev.features, **evaluation.report_info(),
         "gan_lab_version": __version__, "generator": "ema" if run.generator is not run.task.G else "live",
         "seconds": round(time.perf_counter() - t0, 2),
     }
@@ -71,8 +73,8 @@ def write_report(report: dict, run: Restored) -> None:
         clf = report["classifier"]
         rows.update({"features": "classifier", "note": report["note"],
                      "classifier": f"{clf['cache']} (accuracy {clf['accuracy']:.4f} on its {clf['evaluated_on']})"})
-    print_table(summary_table({**rows, "samples": str(report["num_samples"]), "report": str(path)},
-                              title=f"gan-lab eval, step {run.step}"))
+    rows.update({"samples": str(report["num_samples"]), "data": report["data"], "report": str(path)})
+    print_table(summary_table(rows, title=f"gan-lab eval, step {run.step}"))
 
 
 @hydra.main(config_path="pkg://gan_lab.configs", config_name="eval", version_base="1.3")

@@ -130,7 +130,7 @@ SUITES = {
             "dcgan + minibatch_discrimination": ["model=dcgan", "tricks=[minibatch_discrimination]"],
             "dcgan + label_smoothing": ["model=dcgan", "tricks=[label_smoothing]"],
         },
-        eval=["eval.features=classifier", "eval.metrics=[fid]", "eval.num_samples=2000"],
+        eval=["eval.features=classifier", "eval.num_samples=2000"],  # every metric that applies
         metrics=["classifier-FID", "classifier_accuracy"],
         steps=600,
         env=DATA,
@@ -140,7 +140,7 @@ SUITES = {
         about=(
             "`dataset=shapes_unpaired`: A = outlines, B = the same shapes filled (32 px, 2048 per domain), drawn "
             "independently in training. Scored against each image's hidden true partner on the first 256 test "
-            "pairs (unseen shapes; `gan-lab eval eval.metrics=[l1,psnr,ssim] eval.num_samples=256`): L1, PSNR "
+            "pairs (unseen shapes; `gan-lab eval eval.metrics=[l1,psnr,ssim,cycle] eval.num_samples=256`): L1, PSNR "
             "(dB), SSIM of [0, 1] images, and the cycle L1 |G_BA(G_AB(a)) - a| (AtoB) and |G_AB(G_BA(b)) - b| "
             "(BtoA). Each model runs its own config (networks, optimizers, batch and `train.steps`: its shipped "
             "CPU budget), seed 0, one run per row, so no seed-to-seed spread is known. *input (no translation)*: "
@@ -166,7 +166,7 @@ SUITES = {
                 note="`gan-lab eval` of the same run on its first 256 training pairs: L1 {L1:.4g}, PSNR {PSNR:.4g}, "
                      "SSIM {SSIM:.4g}; the table's AtoB values are on the test pairs."),
         },
-        eval=["eval.metrics=[l1,psnr,ssim]", f"eval.num_samples={TEST_PAIRS}"],
+        eval=["eval.metrics=[l1,psnr,ssim,cycle]", f"eval.num_samples={TEST_PAIRS}"],
         metrics=[f"{d} {m}" for d in ("AtoB", "BtoA") for m in ("L1", "PSNR", "SSIM")]
         + ["AtoB cycle L1", "BtoA cycle L1"],
         steps=None,
@@ -179,14 +179,14 @@ SUITES = {
             "30 test images) at 72 px, random 64 px crops and flips in training, centre crops otherwise; "
             "`model=cyclegan` with its config (width 32, 6 residual blocks, 2-layer PatchGAN, batch 1), seed 0, "
             "one run. With no true partners the number is the cycle L1 ([0, 1] units) on the 30 test images per "
-            "domain (`gan-lab eval eval.metrics=[] eval.num_samples=30`). No FID: the Inception weights are not "
+            "domain (`gan-lab eval eval.metrics=[cycle] eval.num_samples=30`). No FID: the Inception weights are not "
             "on this offline machine (and 30 images are too few). *train s*: one thread (`OMP_NUM_THREADS=1`) of "
             "a shared 2-core CPU (other jobs ran beside it). Samples: the last grids, triplets (input, translation, "
             "translated back) of the first 16 training images per direction, centre-cropped (AtoB: summer to "
             "winter)."),
         common=["model=cyclegan", "dataset=unpaired_folder"],
         rows={"cyclegan": []},
-        eval=["eval.metrics=[]", "eval.num_samples=30"],
+        eval=["eval.metrics=[cycle]", "eval.num_samples=30"],
         metrics=["AtoB cycle L1", "BtoA cycle L1"],
         steps=None,
         env={**DATA, **ONE_THREAD},

@@ -1,8 +1,8 @@
 """Scores of the zoo's translation rows that `gan-lab eval` does not give: the untranslated input (the floor), an
 all-black image, and pix2pix on shapes_unpaired's test pairs (`gan-lab eval` scores a shapes_paired run on its
 training pairs, since that dataset has no test split). All use the pairs and the functions `gan-lab eval` uses for
-translators (gan_lab/eval.py): the first ``eval.num_samples`` test pairs, L1/PSNR/SSIM of [0, 1] images averaged
-over pairs.
+translators (gan_lab/metrics/evaluate.py, image_quality.py): the first ``eval.num_samples`` test pairs, L1/PSNR/SSIM
+of [0, 1] images averaged over pairs.
 """
 
 from __future__ import annotations
@@ -53,6 +53,6 @@ def supervised(run_dir: Path) -> dict:
         raise RuntimeError(f"{run_dir} was not trained on shapes_unpaired's training pairs: {trained}")
     torch.manual_seed(0)  # pix2pix samples with dropout on (its §3.3); gan-lab eval also starts from seed 0
     pairs = shapes_test_pairs()
-    with inference(run.generator, run.task.device):
+    with inference(run.task, run.generator):
         out = torch.cat([run.task.sample(len(x), run.generator, input=x)["samples"] for x in pairs["A"].split(100)])
     return quality(out, pairs["B"], "AtoB")
