@@ -101,11 +101,16 @@ def test_eval_paired_reports_l1_psnr_ssim(tmp_path):
 
 def test_eval_names_the_metrics_that_apply(tmp_path):
     run(compose_train([*TINY, "model=pix2pix", "dataset.count=64"]), tmp_path / "run")
-    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.metrics=[l1,modes]")
-    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
+    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.metrics=[modes,cycle]")
     message = " ".join((out.stdout + out.stderr).split())  # rich wraps long lines
-    assert "['modes'] do not apply to this run" in message
-    assert "these do: ['fid', 'is', 'kid', 'pr', 'l1', 'psnr', 'ssim']" in message
+    assert out.returncode == 1 and "Traceback" not in message
+    assert "nothing to compute for this run" in message
+    assert "these apply: ['fid', 'is', 'kid', 'pr', 'l1', 'psnr', 'ssim']" in message
+    out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.metrics=[l1,cycle]", "eval.num_samples=8")
+    assert out.returncode == 0 and "['cycle'] do not apply to this run" in " ".join(out.stdout.split())
+    report = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())
+    assert report["metric_names"] == ["l1"] and set(report["metrics"]) == {"L1"}
+    assert report["data"] == "the training data (the dataset has no splits)"
 
 
 def test_eval_errors_are_clear(tmp_path):
@@ -140,5 +145,5 @@ def test_eval_reports_the_accuracy_of_a_classifying_discriminator(tmp_path):
     run(compose_train([*TINY, "dataset.count=64"]), tmp_path / "dcgan")  # D does not classify: nothing to report
     with initialize_config_module("gan_lab.configs", version_base="1.3"):
         cfg = compose("eval", overrides=[f"ckpt={tmp_path / 'dcgan'}", "eval.metrics=[accuracy]"])
-    with pytest.raises(ConfigError, match=r"\['accuracy'\] do not apply to this run"):
+    with pytest.raises(ConfigError, match="nothing to compute for this run"):
         evaluate(cfg)

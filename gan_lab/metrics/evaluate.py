@@ -104,20 +104,20 @@ class Evaluation:
         self._real_features: dict[str, torch.Tensor] = {}
 
     def select(self, available: dict[str, Metric], names: list[str] | None) -> dict[str, Metric]:
-        """The metrics to compute: ``names`` (each must apply to this run), or with None every
-        available one that applies; too few samples for any of them stops here, before any work."""
+        """The metrics to compute: those of ``names`` that apply to this run (the others are skipped with a
+        warning, so one list serves a sweep over models), or with None every available one that applies;
+        none to compute, or too few samples for one, stops here, before any work."""
         applicable = [name for name, metric in available.items() if any(metric.applies(self, s) for s in self.sets)]
-        if names is None:
-            names = applicable
-        unknown = [name for name in names if name not in available]
+        unknown = [name for name in names or () if name not in available]
         if unknown:
             raise ConfigError(f"eval.metrics: unknown {unknown}; eval.available has {list(available)}")
-        wrong = [name for name in names if name not in applicable]
-        if wrong:
-            raise ConfigError(f"eval.metrics: {wrong} do not apply to this run ({type(self.task).__name__} on "
-                              f"{self.dataset.get('_target_')}); these do: {applicable}")
+        run = f"{type(self.task).__name__} on {self.dataset.get('_target_')}"
+        skipped = [name for name in names or () if name not in applicable]
+        if skipped:
+            log.warning("eval.metrics: %s do not apply to this run (%s); skipped", skipped, run)
+        names = applicable if names is None else [name for name in names if name in applicable]
         if not names:
-            raise ConfigError(f"eval.metrics is empty: nothing to report (these apply to this run: {applicable})")
+            raise ConfigError(f"eval.metrics: nothing to compute for this run ({run}); these apply: {applicable}")
         need = max(available[name].min_samples for name in names)
         if self.settings.num_samples < need:
             raise ConfigError(f"eval.num_samples={self.settings.num_samples} is too few for eval.metrics="
