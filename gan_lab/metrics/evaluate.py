@@ -26,7 +26,7 @@ from torch import nn
 from gan_lab import config as config_lib
 from gan_lab.engine import checkpoint
 from gan_lab.engine.inference import inference
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, GanLabError
 from gan_lab.models.base import EvalSet, GANTask
 
 log = logging.getLogger("gan_lab")
@@ -118,12 +118,25 @@ class Evaluation:
         names = applicable if names is None else [name for name in names if name in applicable]
         if not names:
             raise ConfigError(f"eval.metrics: nothing to compute for this run ({run}); these apply: {applicable}")
+        if any(isinstance(available[name], FeatureMetric) for name in names):
+            self._load_network([name for name in applicable if not isinstance(available[name], FeatureMetric)])
         need = max(available[name].min_samples for name in names)
         if self.settings.num_samples < need:
             raise ConfigError(f"eval.num_samples={self.settings.num_samples} is too few for eval.metrics="
                               f"{list(names)}: they need at least {need} (IS: 10 splits; precision/recall: k=3 "
                               f"neighbours)")
         return {name: available[name] for name in names}
+
+    def _load_network(self, without: list[str]) -> None:
+        """The feature network now, before any sample is drawn; a missing Inception file names the way
+        around it (``without``: the metrics that need no features)."""
+        try:
+            self.network  # a cached property: built once, here
+        except GanLabError as err:
+            if self.settings.features != "inception":
+                raise
+            raise type(err)(f"{err} Or evaluate without them: eval.features=classifier (labelled image datasets)"
+                            f"{f' or eval.metrics={without}' if without else ''}.") from None
 
     def run(self, metrics: dict[str, Metric]) -> dict[str, float | str]:
         """Every metric on every set it applies to; keys are prefixed with the set's name."""
@@ -280,8 +293,9 @@ class TrainingEvaluator:
         # Fail now, not at the first evaluation, when FID does not apply or its network cannot be had
         # (on a forked RNG: building a network draws random weights, which would shift the run's stream).
         with self._forked():
-            self.metrics = self._evaluation(task).select(available_metrics(ev), ["fid"])
-            self.network = feature_network(ev, self.dataset, device)
+            evaluation = self._evaluation(task)
+            self.metrics = evaluation.select(available_metrics(ev), ["fid"])
+            self.network = evaluation.network
 
     def _forked(self):
         return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
