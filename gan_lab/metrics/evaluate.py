@@ -118,13 +118,13 @@ class Evaluation:
         names = applicable if names is None else [name for name in names if name in applicable]
         if not names:
             raise ConfigError(f"eval.metrics: nothing to compute for this run ({run}); these apply: {applicable}")
-        if any(isinstance(available[name], FeatureMetric) for name in names):
-            self._load_network([name for name in applicable if not isinstance(available[name], FeatureMetric)])
         need = max(available[name].min_samples for name in names)
         if self.settings.num_samples < need:
             raise ConfigError(f"eval.num_samples={self.settings.num_samples} is too few for eval.metrics="
                               f"{list(names)}: they need at least {need} (IS: 10 splits; precision/recall: k=3 "
                               f"neighbours)")
+        if any(isinstance(available[name], FeatureMetric) for name in names):
+            self._load_network([name for name in applicable if not isinstance(available[name], FeatureMetric)])
         return {name: available[name] for name in names}
 
     def _load_network(self, without: list[str]) -> None:
