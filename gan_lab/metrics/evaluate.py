@@ -44,7 +44,6 @@ class Outputs:
     """What ``G`` produced for one eval set: ``fake`` (float, CPU), the ``labels`` the samples were drawn
     for (conditional models), and ``cycled``, the outputs mapped back (translators)."""
 
-    set: EvalSet
     fake: torch.Tensor
     labels: torch.Tensor | None = None
     cycled: torch.Tensor | None = None
@@ -154,7 +153,7 @@ class Evaluation:
             cycled = None
             if s.back is not None:
                 cycled = self._generate({**s.back, "input": fake})[0]
-            self._outputs[s.name] = Outputs(s, fake, labels, cycled)
+            self._outputs[s.name] = Outputs(fake, labels, cycled)
         return self._outputs[s.name]
 
     def _generate(self, given: dict | None) -> tuple[torch.Tensor, torch.Tensor | None]:
