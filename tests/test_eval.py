@@ -13,7 +13,7 @@ from gan_lab.engine.inference import inference
 from gan_lab.engine.restore import restore
 from gan_lab.errors import ConfigError
 from gan_lab.eval import evaluate
-from gan_lab.metrics.evaluate import Evaluation, to_uint8
+from gan_lab.metrics.evaluate import to_uint8
 from gan_lab.metrics.fid import fid_from_features
 from gan_lab.metrics.image_quality import l1, psnr, ssim
 from gan_lab.metrics.toy2d import mode_coverage
