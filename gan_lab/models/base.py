@@ -19,7 +19,9 @@ mixed precision, clipping and (later) gradient all-reduce exist once. A task say
 
 Batches are dicts of tensors on the run's device, one key set per data kind (``data_kinds``):
 ``image`` ``{"real", "label"?}``, ``points`` ``{"real"}``, ``paired`` ``{"input", "target"}``,
-``unpaired`` ``{"A", "B"}``. Every phase loss returns ``stats`` with ``loss/<player>``.
+``unpaired`` ``{"A", "B"}``, ``text`` ``{"real", "text", "label"?}`` (``text``: a float caption embedding
+(B, D), the mean of ``dataset.captions_per_example`` of the image's caption embeddings). Every phase loss
+returns ``stats`` with ``loss/<player>``.
 """
 
 from __future__ import annotations
@@ -88,7 +90,9 @@ class EvalSet:
 
     - ``name``: the prefix of the set's metric keys (``""``, ``"AtoB "``);
     - ``paired``: output ``i`` should equal ``real[i]`` (its true partner), so L1/PSNR/SSIM apply;
-    - ``back``: the ``given`` (without ``input``) that maps outputs back to ``given["input"]``: the cycle.
+    - ``back``: the ``given`` (without ``input``) that maps outputs back to ``given["input"]``: the cycle;
+    - ``attributes``: (n, A) int64, what the condition of output ``i`` asks for (shapes_text: shape, colour,
+      size, position), so caption accuracy applies.
     """
 
     name: str
@@ -96,6 +100,7 @@ class EvalSet:
     given: dict[str, Any] | None = None
     paired: bool = False
     back: dict[str, Any] | None = None
+    attributes: torch.Tensor | None = None
 
 
 def square_columns(n: int) -> int:
