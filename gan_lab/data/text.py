@@ -234,11 +234,15 @@ class CaptionedImages(TensorDataset):
         else:  # distinct captions per image: the first m of a random permutation
             pick = torch.rand(count, per_image, generator=augment).argsort(1)[:, :self.captions_per_example]
         pick = pick.to(self.device)[..., None].expand(-1, -1, self.text_dim)
-        out = {"real": self.tensors["real"].index_select(0, index).float().div_(127.5).sub_(1.0),
-               "text": embeddings.gather(1, pick).mean(1)}
+        out = {"real": self._images(index, augment), "text": embeddings.gather(1, pick).mean(1)}
         if "label" in self.tensors:
             out["label"] = self.tensors["label"].index_select(0, index)
         return out
+
+    def _images(self, index: torch.Tensor, augment: torch.Generator | None) -> torch.Tensor:
+        """The images of ``index`` in [-1, 1]; a source with image augmentation draws it from ``augment``
+        (after the captions)."""
+        return self.tensors["real"].index_select(0, index).float().div_(127.5).sub_(1.0)
 
     def embed(self, sentences: list[str]) -> torch.Tensor:
         """(n, D) embeddings of new sentences (``gan-lab sample text=...``)."""

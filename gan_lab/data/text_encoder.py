@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from gan_lab.data.base import TensorDataset, resize_images
-from gan_lab.data.text import (COMBINATIONS, HELDOUT_SEED_OFFSET, HELDOUT_TEMPLATES, TRAIN_TEMPLATES, VOCABULARY,
+from gan_lab.data.text import (HELDOUT_SEED_OFFSET, HELDOUT_TEMPLATES, TRAIN_TEMPLATES, VOCABULARY,
                                caption_table, captioned_shapes, combination_index, heldout_captions, tokenize)
 from gan_lab.errors import ConfigError
 from gan_lab.metrics import cache
