@@ -20,8 +20,8 @@ from gan_lab.models.base import EvalSet, GANTask
 from gan_lab.train_text_encoder import run as train_text_encoder
 
 # A few seconds of training: enough for the plumbing and to beat chance by far.
-TINY_ENCODER = ["dataset.text_encoder.count=1024", "dataset.text_encoder.steps=120", "dataset.text_encoder.width=8",
-                "dataset.text_encoder.hidden=32", "dataset.text_encoder.word_dim=16", "dataset.text_encoder.image_size=16"]
+TINY_ENCODER = [f"dataset.text_encoder.{s}" for s in ("count=1024", "steps=120", "width=8", "hidden=32", "word_dim=16",
+                                                       "image_size=16")]
 
 
 def compose_app(name: str, overrides: list[str]):
@@ -49,11 +49,13 @@ def test_joint_embedding_loss_is_the_references_symmetric_hinge():
     gen = torch.Generator().manual_seed(0)
     image, text = torch.randn(6, 5, generator=gen), torch.randn(6, 5, generator=gen)
     expected = reference_loss(text, image) + reference_loss(image, text)  # symmetric=1: both directions
-    assert float(text_encoder.joint_embedding_loss(image, text, torch.eye(6, dtype=torch.bool))) == pytest.approx(expected)
+    alone = torch.eye(6, dtype=torch.bool)
+    assert float(text_encoder.joint_embedding_loss(image, text, alone)) == pytest.approx(expected)
     # Captions as true of an image as its own are never negatives: all alike -> nothing to push apart.
     assert float(text_encoder.joint_embedding_loss(image, text, torch.ones(6, 6, dtype=torch.bool))) == 0.0
     # Matched pairs ahead of every other by the margin: zero loss.
-    assert float(text_encoder.joint_embedding_loss(2 * torch.eye(3), torch.eye(3), torch.eye(3, dtype=torch.bool))) == 0.0
+    ahead = text_encoder.joint_embedding_loss(2 * torch.eye(3), torch.eye(3), torch.eye(3, dtype=torch.bool))
+    assert float(ahead) == 0.0
 
 
 def test_text_encoder_ignores_padding():
@@ -89,7 +91,8 @@ def test_retrieval_of_a_perfect_encoder_and_of_wrong_captions():
 
 
 def test_train_text_encoder_trains_caches_and_beats_chance(tmp_path, caplog):
-    cfg = compose_app("train_text_encoder", [*TINY_ENCODER, f"dataset.text_encoder.cache_dir={tmp_path}", "device=cpu"])
+    cfg = compose_app("train_text_encoder",
+                      [*TINY_ENCODER, f"dataset.text_encoder.cache_dir={tmp_path}", "device=cpu"])
     first = train_text_encoder(cfg)
     assert first.trained and first.path.parent == tmp_path and first.path.is_file()
     # Chance: top-1 about 1 / 100 (a bit more with repeated attributes in a pool), top-5 about 5 / 100.
@@ -108,12 +111,14 @@ def test_train_text_encoder_trains_caches_and_beats_chance(tmp_path, caplog):
                        image_size=24, count=8)
     assert other.text_encoder.path == first.path
     # Other settings: another cache entry.
-    assert text_encoder.EncoderSpec(6, 0, (0.3, 0.7), 15.0, 128, {**data.encoder_spec()[0].settings, "seed": 1}).key() \
-        != data.encoder_spec()[0].key()
+    spec = data.encoder_spec()[0]
+    assert text_encoder.EncoderSpec(6, 0, (0.3, 0.7), 15.0, 128, {**spec.settings, "seed": 1}).key() != spec.key()
+    assert text_encoder.EncoderSpec(6, 1, (0.3, 0.7), 15.0, 128, spec.settings).key() != spec.key()
 
 
 def test_bad_encoder_settings_name_the_key(tmp_path):
-    cfg = compose_app("train_text_encoder", [f"dataset.text_encoder.cache_dir={tmp_path}", "dataset.text_encoder.steps=0"])
+    cfg = compose_app("train_text_encoder",
+                      [f"dataset.text_encoder.cache_dir={tmp_path}", "dataset.text_encoder.steps=0"])
     with pytest.raises(ConfigError, match="dataset.text_encoder.steps"):
         train_text_encoder(cfg)
     cfg = compose_app("train_text_encoder", ["dataset=shapes"])
@@ -198,7 +203,8 @@ def test_caption_metrics_through_an_evaluation(tmp_path, attribute_classifier):
     # caption_retrieval needs the trained encoder's text: the oracle's does not apply.
     retrieval = captions.CaptionRetrieval()
     task = _Replay(real)
-    ev = Evaluation(task, task.G, data, OmegaConf.create({"num_samples": 200, "batch_size": 64}), torch.device("cpu"), {})
+    settings = OmegaConf.create({"num_samples": 200, "batch_size": 64})
+    ev = Evaluation(task, task.G, data, settings, torch.device("cpu"), {})
     assert not retrieval.applies(ev, ev.sets[0])
     cfg = compose_app("train_text_encoder", [*TINY_ENCODER, f"dataset.text_encoder.cache_dir={tmp_path}",
                                              "dataset.count=16"])

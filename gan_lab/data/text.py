@@ -16,6 +16,7 @@ encoded by the ``oracle`` encoder (the caption's attributes, one-hot, through a 
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
@@ -153,6 +154,13 @@ def parse_attributes(tokens: torch.Tensor) -> torch.Tensor:
             vertical = 0 if "top" in words else 2 if "bottom" in words else 1
             row[3] = 3 * vertical + horizontal
     return out
+
+
+def caption_digest() -> str:
+    """Changes whenever what a caption says of an image can (templates, words, hue bins, positions), so a
+    network cached for the old captions (the trained encoder, the attribute classifier) is not reused."""
+    rules = (TRAIN_TEMPLATES, HELDOUT_TEMPLATES, VOCABULARY, list(ATTRIBUTES.items()), HUE_EDGES, _POSITION_PHRASES)
+    return hashlib.sha256(repr(rules).encode()).hexdigest()[:16]
 
 
 def captioned_shapes(count: int, num_classes: int, seed: int, scale: tuple[float, float], max_tilt: float,

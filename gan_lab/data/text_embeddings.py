@@ -96,7 +96,7 @@ class StackGANText(CaptionedImages):
         self.filenames = [str(f) for f in load_pickle(split_dir / "filenames.pickle")]
         if embeddings.dim() != 3 or len(embeddings) != len(self.filenames):
             raise DataNotFoundError(f"{split_dir / EMBEDDINGS} holds {tuple(embeddings.shape)} embeddings for "
-                                    f"{len(self.filenames)} files; expected (N, captions, dim) with N = {len(self.filenames)}")
+                                    f"{len(self.filenames)} files; expected (files, captions, dim)")
         # Class ids are the dataset's (1..200 for birds); a label is the index of its id among this split's.
         classes, labels, self.class_ids = split_dir / "class_info.pickle", None, None
         if classes.is_file():

@@ -28,7 +28,6 @@ the same attributes).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +38,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from gan_lab.data.base import TensorDataset, resize_images
-from gan_lab.data.text import (HELDOUT_SEED_OFFSET, HELDOUT_TEMPLATES, TRAIN_TEMPLATES, VOCABULARY,
-                               caption_table, captioned_shapes, combination_index, heldout_captions, tokenize)
+from gan_lab.data.text import (HELDOUT_SEED_OFFSET, TRAIN_TEMPLATES, VOCABULARY, caption_digest, caption_table,
+                               captioned_shapes, combination_index, heldout_captions, tokenize)
 from gan_lab.errors import ConfigError
 from gan_lab.metrics import cache
 from gan_lab.metrics.classifier import Classifier, fit, one_cpu_thread
@@ -163,12 +162,6 @@ def check_settings(settings: dict) -> None:
             raise ConfigError(f"dataset.text_encoder.{key} must be an integer >= {low}, got {value!r}")
 
 
-def templates_digest() -> str:
-    """Changes whenever the caption templates or the vocabulary do (a cached encoder then no longer fits)."""
-    text = "\n".join([*TRAIN_TEMPLATES, "--", *HELDOUT_TEMPLATES, "--", *VOCABULARY])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 @dataclass
 class CachedEncoder:
     net: JointEmbedding
@@ -191,7 +184,7 @@ class EncoderSpec:
 
     def key(self) -> dict:
         data = {"num_classes": self.num_classes, "seed": self.seed,
-                "scale": list(self.scale), "max_tilt": float(self.max_tilt), "templates": templates_digest()}
+                "scale": list(self.scale), "max_tilt": float(self.max_tilt), "captions": caption_digest()}
         return {"data": data, "text_dim": self.text_dim, "train": {k: self.settings[k] for k in SETTINGS}}
 
 

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from gan_lab.data.base import TensorDataset, check_int
-from gan_lab.data.text import (ATTRIBUTE_NAMES, ATTRIBUTES, COLOURS, HELDOUT_SEED_OFFSET, HUE_EDGES, SIZES,
-                               ShapesText, captioned_shapes, combination_index)
+from gan_lab.data.text import (ATTRIBUTE_NAMES, ATTRIBUTES, HELDOUT_SEED_OFFSET, ShapesText, caption_digest,
+                               captioned_shapes, combination_index)
 from gan_lab.metrics import cache
 from gan_lab.metrics.classifier import Classifier, check_settings, fit
 from gan_lab.metrics.evaluate import Evaluation, Metric, to_uint8
@@ -38,12 +37,6 @@ POOL = 100  # captions each generated image is scored against (fewer when the se
 SETTINGS = ("count", "steps", "batch_size", "lr", "width", "seed")
 _HEADS = [len(v) for v in ATTRIBUTES.values()]
 _HELDOUT = 1000  # held-out real images the classifier's own accuracy is measured on
-
-
-def attributes_digest() -> str:
-    """Changes whenever what the attributes mean does (their words, the hue bins)."""
-    text = repr((list(ATTRIBUTES.items()), HUE_EDGES, COLOURS, SIZES))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def attribute_loss(net: Classifier, batch: dict) -> torch.Tensor:
@@ -81,7 +74,7 @@ def load_or_train(data: ShapesText, settings, device: torch.device, force: bool 
     images (seed + 2**31) and cached."""
     shapes = (len(data.class_names), data.seed, data.scale, float(data.max_tilt), data.image_size)
     key = {"data": {"num_classes": shapes[0], "seed": shapes[1], "scale": list(shapes[2]), "max_tilt": shapes[3],
-                    "image_size": shapes[4], "attributes": attributes_digest()},
+                    "image_size": shapes[4], "captions": caption_digest()},
            "train": {k: settings[k] for k in SETTINGS}}
     path = cache.path_for(settings.cache_dir, key)
 
