@@ -11,7 +11,9 @@ in StackGAN-Pytorch; ``captions_per_example`` sets it.
 batching; :class:`ShapesText` generates it offline from the synthetic shapes of ``gan_lab.data.shapes``:
 every image gets one caption per template, built from the parameters the image was rendered from
 (shape, colour word from the hue, size word from the radius, position words from the centre), and
-encoded by the ``oracle`` encoder (the caption's attributes, one-hot, through a fixed random projection).
+encoded by the ``trained`` encoder (``gan_lab.data.text_encoder``: the lab's joint image-text embedding)
+or the ``oracle`` (the caption's attributes, one-hot, through a fixed random projection). StackGAN's birds
+and flowers with their char-CNN-RNN embeddings are in ``gan_lab.data.text_embeddings``.
 """
 
 from __future__ import annotations
