@@ -5,8 +5,8 @@ use Reed, Akata, Lee and Schiele 2016, "Learning Deep Representations of Fine-Gr
 (CVPR, arXiv 1605.05395): a text encoder phi and an image encoder theta trained jointly so that the
 compatibility ``F(v, t) = theta(v)^T phi(t)`` of an image with a matching caption exceeds its compatibility
 with the captions of other classes, and symmetrically for a caption against other images (the "deep
-symmetric structured joint embedding", §3 of the paper, as recalled, not verified against the paper).
-This module trains one of those for the synthetic shapes in a few CPU minutes:
+symmetric structured joint embedding"; the paper as recalled, not re-read: the loss below is checked against
+the reference code). This module trains one of those for the synthetic shapes in a few CPU minutes:
 
 - text: word embedding (``word_dim``) -> bidirectional GRU (``hidden`` per direction) -> mean over the
   caption's words -> Linear -> ``text_dim`` (Reed et al. use a char-CNN-RNN; words suffice for a closed
