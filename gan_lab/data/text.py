@@ -191,10 +191,7 @@ class OracleEncoder:
     through a fixed random projection to ``dim``: what a perfect text encoder could give, with no training.
     Every paraphrase of one set of attributes gets the same embedding."""
 
-    name = "oracle"
-
     def __init__(self, dim: int, seed: int = 0):
-        self.dim = dim
         widths = [len(v) for v in ATTRIBUTES.values()]
         self.offsets = torch.tensor([0, *widths[:-1]]).cumsum(0)
         gen = torch.Generator().manual_seed(seed)

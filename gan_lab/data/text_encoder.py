@@ -234,8 +234,6 @@ def load_or_train(spec: EncoderSpec, cache_dir, device: torch.device, force: boo
 class TrainedEncoder:
     """``dataset.encoder=trained``: captions through the text branch of the cached joint embedding."""
 
-    name = "trained"
-
     def __init__(self, net: JointEmbedding):
         self.net = net
 
