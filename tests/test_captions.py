@@ -214,3 +214,16 @@ def test_caption_metrics_through_an_evaluation(tmp_path, attribute_classifier):
     perfect = _evaluate(trained, real, retrieval)
     assert perfect["caption retrieval top-1"] == perfect["caption retrieval top-1 (real)"] > 0.15
     assert _evaluate(trained, real.flip(0), retrieval)["caption retrieval top-1"] < 0.1
+
+
+def test_classifier_features_on_shapes_text(tmp_path):
+    from gan_lab.metrics import classifier
+
+    settings = OmegaConf.create({"steps": 5, "batch_size": 16, "lr": 3e-3, "width": 8, "seed": 0,
+                                 "cache_dir": str(tmp_path)})
+    node = {"_target_": "gan_lab.data.text.ShapesText", "count": 256, "encoder": "oracle"}
+    clf = classifier.load_or_train(node, settings, torch.device("cpu"))
+    assert clf.trained and clf.class_names == ["circle", "square", "triangle", "cross", "ring", "star"]
+    with pytest.raises(ConfigError, match="disjoint classes"):
+        classifier.load_or_train({"_target_": "gan_lab.data.text_embeddings.StackGANText", "split": "train"},
+                                 settings, torch.device("cpu"))

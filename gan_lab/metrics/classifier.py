@@ -126,8 +126,8 @@ def check_settings(settings, where: str) -> None:
 
 # -- data --
 
-_WANTED = ("dataset: the classifier needs labelled images (shapes, mnist, fashion_mnist, cifar10, or an "
-           "image_folder with class sub-folders)")
+_WANTED = ("dataset: the classifier needs labelled images (shapes, shapes_text, mnist, fashion_mnist, cifar10, "
+           "or an image_folder with class sub-folders)")
 
 
 def check_labelled_images(dataset: dict) -> None:
@@ -137,8 +137,10 @@ def check_labelled_images(dataset: dict) -> None:
         kind = get_class(target).kind
     except Exception:  # no or a wrong _target_ (ImportError, AttributeError, ValueError)
         raise ConfigError(f"dataset._target_={target!r} does not name a gan-lab dataset class") from None
-    if kind != "image":
+    if kind not in ("image", "text"):
         raise ConfigError(f"{_WANTED}; {target} provides {kind} data")
+    if kind == "text" and "split" in dataset:  # CUB, Oxford-102: the test split holds other classes
+        raise ConfigError(f"{_WANTED}; {target}'s splits have disjoint classes")
 
 
 def _instantiate(dataset: dict, split: str | None) -> TensorDataset:
