@@ -210,25 +210,18 @@ def load_or_train(spec: EncoderSpec, cache_dir, device: torch.device, force: boo
     """The encoder of ``spec``: from the cache in ``cache_dir``, else trained (with a log line), scored and
     cached."""
     check_settings(spec.settings)
-    key = spec.key()
-    path = cache.path_for(cache_dir, key)
 
-    def restore(entry: dict) -> CachedEncoder:
-        net = JointEmbedding(**entry["arch"])
-        net.load_state_dict(entry["state"])
-        return CachedEncoder(net.to(device).eval(), path, entry["retrieval"], trained=False)
+    def train_now() -> tuple[JointEmbedding, dict]:
+        log.info("training the shapes_text encoder (%d steps)", spec.settings["steps"])
+        net = _train(spec, device)
+        scores = heldout_retrieval(net, spec)
+        log.info("text encoder: held-out caption->image retrieval among %d images: top-1 %.3f, top-5 %.3f",
+                 POOL, scores["top1"], scores["top5"])
+        return net, {"retrieval": scores}
 
-    cached = None if force else cache.read(path, key, restore)
-    if cached is not None:
-        log.info("text encoder from the cache %s", path)
-        return cached
-    log.info("training the shapes_text encoder (%d steps; cached in %s)", spec.settings["steps"], path.parent)
-    net = _train(spec, device)
-    result = CachedEncoder(net, path, heldout_retrieval(net, spec), trained=True)
-    log.info("text encoder: held-out caption->image retrieval among %d images: top-1 %.3f, top-5 %.3f",
-             POOL, result.retrieval["top1"], result.retrieval["top5"])
-    cache.write(path, key, {"arch": net.arch, "state": net.state_dict(), "retrieval": result.retrieval})
-    return result
+    net, info, path, trained = cache.load_or_train(cache_dir, spec.key(), JointEmbedding, train_now, "text encoder",
+                                                   device, force)
+    return CachedEncoder(net, path, info["retrieval"], trained)
 
 
 class TrainedEncoder:

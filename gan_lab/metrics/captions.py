@@ -76,28 +76,22 @@ def load_or_train(data: ShapesText, settings, device: torch.device, force: bool 
     key = {"data": {"num_classes": shapes[0], "seed": shapes[1], "scale": list(shapes[2]), "max_tilt": shapes[3],
                     "image_size": shapes[4], "captions": caption_digest()},
            "train": {k: settings[k] for k in SETTINGS}}
-    path = cache.path_for(settings.cache_dir, key)
 
-    def restore(entry: dict) -> CachedAttributeClassifier:
-        net = Classifier(**entry["arch"])
-        net.load_state_dict(entry["state"])
-        return CachedAttributeClassifier(net.to(device).eval(), path, entry["accuracy"], trained=False)
+    def train_now() -> tuple[Classifier, dict]:
+        log.info("training the shapes_text attribute classifier (%d steps)", settings.steps)
+        images, attributes = captioned_shapes(settings.count, *shapes)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            net = Classifier(3, sum(_HEADS), settings.width)
+        train_set = TensorDataset({"real": images, "attributes": attributes}).to(device)
+        net = fit(net, train_set, attribute_loss, settings, device, "attribute classifier")
+        held_images, held_attributes = captioned_shapes(_HELDOUT, shapes[0], shapes[1] + HELDOUT_SEED_OFFSET,
+                                                        *shapes[2:])
+        return net, {"accuracy": attribute_accuracy(net, held_images, held_attributes)}
 
-    cached = None if force else cache.read(path, key, restore)
-    if cached is not None:
-        log.info("attribute classifier from the cache %s", path)
-        return cached
-    log.info("training the shapes_text attribute classifier (%d steps; cached in %s)", settings.steps, path.parent)
-    images, attributes = captioned_shapes(settings.count, *shapes)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        net = Classifier(3, sum(_HEADS), settings.width)
-    train_set = TensorDataset({"real": images, "attributes": attributes}).to(device)
-    net = fit(net, train_set, attribute_loss, settings, device, "attribute classifier")
-    held_images, held_attributes = captioned_shapes(_HELDOUT, shapes[0], shapes[1] + HELDOUT_SEED_OFFSET, *shapes[2:])
-    result = CachedAttributeClassifier(net, path, attribute_accuracy(net, held_images, held_attributes), trained=True)
-    cache.write(path, key, {"arch": net.arch, "state": net.state_dict(), "accuracy": result.accuracy})
-    return result
+    net, info, path, trained = cache.load_or_train(settings.cache_dir, key, Classifier, train_now,
+                                                   "attribute classifier", device, force)
+    return CachedAttributeClassifier(net, path, info["accuracy"], trained)
 
 
 class _Settings(dict):
