@@ -132,7 +132,8 @@ def validate(cfg: DictConfig) -> None:
         if cfg.optim[name] is None:  # a player the model does not have (SRResNet: no D)
             continue
         if OmegaConf.select(cfg, f"optim.{name}._target_") is None:
-            raise ConfigError(f"optim.{name} must name an optimizer with _target_")
+            raise ConfigError(f"optim.{name} must name an optimizer with _target_ (a model without player {name} "
+                              f"sets optim.{name}: null; then no trick may set its rate, e.g. tricks=[ttur])")
         _positive(cfg, f"optim.{name}.lr")
     device = cfg.hardware.device
     if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
