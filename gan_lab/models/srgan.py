@@ -2,8 +2,9 @@
 Generative Adversarial Network" (CVPR 2017, arXiv 1609.04802): §2.1 and Fig. 4 (networks), §2.2
 (perceptual loss: content + 1e-3 adversarial), §3.2 (training details), §3.4-3.5 (MSE vs VGG content).
 
-Generator (SRResNet, Fig. 4): a 9x9 convolution to 64 channels + PReLU; B residual blocks (conv3x3 64,
-BN, PReLU, conv3x3 64, BN, plus the block's input; the paper's B = 16); conv3x3 + BN plus the long skip
+Generator (SRResNet; Fig. 4 as recalled in the spec, not verified, and leftthomas/SRGAN's code): a 9x9
+convolution to 64 channels + PReLU; B residual blocks (conv3x3 64, BN, PReLU, conv3x3 64, BN, plus the
+block's input; the paper's B = 16); conv3x3 + BN plus the long skip
 from the first layer; log2(factor) sub-pixel upsampling blocks (conv3x3 64 -> 256, PixelShuffle(2) of Shi
 et al. 2016, PReLU); a 9x9 convolution to the image channels. The LR input is mapped from the data's
 [-1, 1] to [0, 1] inside G ("We scaled the range of the LR input images to [0, 1] and for the HR images
@@ -13,11 +14,16 @@ PyTorch-GAN PR #162 makes the same remark); here a tanh bounds the output to the
 slope per channel (the paper does not say; unverified). Weights keep PyTorch's default initialisation (the
 paper gives none; leftthomas/SRGAN does the same; tensorlayer/srgan draws N(0, 0.02)).
 
-Discriminator (Fig. 4): conv3x3 64 + LeakyReLU 0.2; seven conv3x3-BN-LeakyReLU blocks with 64 (stride 2),
-128, 128 (s2), 256, 256 (s2), 512, 512 (s2) channels, so the side shrinks 16x; Dense 1024 + LeakyReLU;
-Dense 1 (a logit: the sigmoid lives in the loss). The dense head ties D to the HR size; ``global_pool:
-true`` averages the last feature map first, as leftthomas/SRGAN's AdaptiveAvgPool + 1x1 convolutions
-(any input size).
+Discriminator (§2.1, as a secondary page gives it, not checked against the PDF: "eight convolutional
+layers with of 3x3 filter kernels, increasing by a factor of 2 from 64 to 512 kernels. Strided convolutions
+are used to reduce the image resolution each time the number of features is doubled. The resulting 512
+feature maps are followed by two dense layers and a leakyReLU applied between and a final sigmoid"):
+conv3x3 64 + LeakyReLU 0.2; seven conv3x3-BN-LeakyReLU blocks with 64 (stride 2), 128, 128 (s2), 256, 256
+(s2), 512, 512 (s2) channels, so the side shrinks 16x; Dense 1024 + LeakyReLU; Dense 1 (a logit: the
+sigmoid lives in the loss). The per-layer strides and widths are Fig. 4's as recalled in the spec (not
+verified) and tensorlayer/srgan's ``SRGAN_d2`` (read in its code). The dense head ties D to the HR size;
+``global_pool: true`` averages the last feature map first, as leftthomas/SRGAN's AdaptiveAvgPool + 1x1
+convolutions (any input size).
 
 Tasks: :class:`SRResNet` trains G alone on the content loss (MSE; one player). :class:`SRGAN` adds D:
 G minimises content + 1e-3 * -log D(G(LR)) (§2.2, eq. 3; non-saturating), D the cross-entropy; the
@@ -102,7 +108,8 @@ class Discriminator(nn.Module):
         super().__init__()
         if not global_pool and image_size % 16:
             raise ConfigError(f"dataset.image_size={image_size}: the SRGAN discriminator halves the side four "
-                              "times before its dense layer; use a multiple of 16 or model.discriminator.global_pool=true")
+                              "times before its dense layer; use a multiple of 16 or "
+                              "model.discriminator.global_pool=true")
         scale = width / 64
         layers, ch = [_conv3(channels, width, norm=None, act="lrelu")], width
         for out, stride in self.STAGES:
@@ -112,7 +119,8 @@ class Discriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity()
         side = 1 if global_pool else image_size // 16
-        self.head = nn.Sequential(nn.Flatten(), dense(ch * side * side, dense_units, act="lrelu"), dense(dense_units, 1))
+        self.head = nn.Sequential(nn.Flatten(), dense(ch * side * side, dense_units, act="lrelu"),
+                                  dense(dense_units, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.features(x)))
@@ -134,7 +142,8 @@ class SRResNet(GANTask):
         super().__init__(generator, None)
         self.factor = check_factor(factor)
         if getattr(generator, "factor", factor) != factor:
-            raise ConfigError(f"model.generator.factor={generator.factor} differs from the data's dataset.factor={factor}")
+            raise ConfigError(f"model.generator.factor={generator.factor} differs from the data's "
+                              f"dataset.factor={factor}")
         self.content = ContentLoss(content, vgg_weights, vgg_scale)
 
     def players(self) -> dict[str, nn.Module]:
