@@ -195,15 +195,17 @@ SUITES = {
     "sr": Suite(
         title="4x super-resolution: SRResNet and SRGAN against bicubic",
         about=(
-            "LR/HR pairs made by `dataset=sr` (shapes, 32 px HR) and `dataset=sr_cifar10` (CIFAR-10 from "
-            "`$GAN_LAB_DATA`, 32 px HR): each HR image downscaled 4x by antialiased bicubic to 8 px LR (Ledig et al. "
+            "LR/HR pairs made by `dataset=sr` (shapes, 32 px HR, 8192 training images) and `dataset=sr_cifar10` "
+            "with the CIFAR-10 images this machine has (`dataset@dataset.base=cifar10_partial`: the first 932 of "
+            "`data_batch_1` to train, of `test_batch` to test): each HR image downscaled 4x by antialiased bicubic "
+            "to 8 px LR (Ledig et al. "
             "2017, §3.2). `model=srresnet`: the SRResNet generator (B = 8 residual blocks, 64 channels) on the MSE "
             "content loss, 500 steps of batch 16; `model=srgan`: SRGAN-MSE (content MSE + 1e-3 x non-saturating "
             "adversarial loss, the paper's discriminator), started from that SRResNet run's generator "
             "(`model.init`, the paper's initialisation) and trained 200 more steps; Adam lr 1e-4, beta1 0.9; seed 0, "
             "one run per row. Scores (`gan-lab eval eval.metrics=[psnr_y,ssim_y] eval.num_samples=1000`): PSNR (dB) "
-            "and SSIM of the BT.601 luma Y with 4 border pixels left out, on the first 1000 test images (CIFAR-10's "
-            "test split; shapes drawn with seed 1, unseen in training), beside bicubic upsampling of the same LR "
+            "and SSIM of the BT.601 luma Y with 4 border pixels left out, on 1000 test images (shapes drawn with seed 1, "
+            "unseen in training; CIFAR-10: the 932 test images), beside bicubic upsampling of the same LR "
             "inputs (*bicubic* columns, from the same report). The paper rows are Table 2's Set14 4x numbers as "
             "recalled in the spec (not verified against the paper): natural 500 px photographs, networks with B = "
             "16 trained 10^6 (SRResNet) and 2 x 10^5 (SRGAN) steps on ImageNet, SRGAN with the VGG54 content loss; "
@@ -216,8 +218,9 @@ SUITES = {
             "shapes: SRResNet": ["model=srresnet"],
             "shapes: SRGAN-MSE": ["model=srgan", "model.pretrain_steps=0", "model.init={runs}/shapes__SRResNet-default",
                                   "train.steps=200"],
-            "cifar10: SRResNet": ["model=srresnet", "dataset=sr_cifar10"],
-            "cifar10: SRGAN-MSE": ["model=srgan", "dataset=sr_cifar10", "model.pretrain_steps=0",
+            "cifar10: SRResNet": ["model=srresnet", "dataset=sr_cifar10", "dataset@dataset.base=cifar10_partial"],
+            "cifar10: SRGAN-MSE": ["model=srgan", "dataset=sr_cifar10", "dataset@dataset.base=cifar10_partial",
+                                   "model.pretrain_steps=0",
                                    "model.init={runs}/cifar10__SRResNet-default", "train.steps=200"],
             **{f"paper, Set14: {name}": Row(None, score=paper(name, values)) for name, values in SET14_X4.items()},
         },

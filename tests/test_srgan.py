@@ -23,7 +23,7 @@ from gan_lab.losses.perceptual import ContentLoss, VGGFeatures
 from gan_lab.metrics.image_quality import crop_border, psnr, rgb_to_y, ssim
 from gan_lab.models.srgan import Discriminator, Generator, upsample_block
 from gan_lab.train import run, setup
-from tests.conftest import TINY, compose_train, flat_model
+from tests.conftest import TINY, compose_train, flat_model, require_data
 from tests.test_cli import gan_lab
 
 SHAPES = {"_target_": "gan_lab.data.shapes.Shapes", "image_size": 32, "count": 16, "seed": 0}
@@ -210,6 +210,14 @@ def test_sr_pairs_are_bicubic_downscales():
         SuperResolution(SHAPES, factor=3)
     with pytest.raises(ValueError, match="dataset.image_size"):
         SuperResolution(SHAPES, image_size=64)
+
+
+def test_sr_pairs_of_the_cifar10_images_in_shared_data():
+    root = require_data("cifar-10-partial").parent
+    cfg = compose_train(["dataset=sr_cifar10", "dataset@dataset.base=cifar10_partial", f"dataset.base.root={root}"])
+    train, test = instantiate(cfg.dataset), instantiate(cfg.dataset, split="test")
+    assert train.tensors["input"].shape == (932, 3, 8, 8) and test.tensors["target"].shape == (932, 3, 32, 32)
+    assert not torch.equal(train.tensors["target"][:10], test.tensors["target"][:10])
 
 
 def test_bicubic_round_trip_of_a_constant_image_is_exact():
