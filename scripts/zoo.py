@@ -202,7 +202,9 @@ SUITES = {
             "2017, §3.2). `model=srresnet`: the SRResNet generator (B = 8 residual blocks, 64 channels) on the MSE "
             "content loss, 500 steps of batch 16; `model=srgan`: SRGAN-MSE (content MSE + 1e-3 x non-saturating "
             "adversarial loss, the paper's discriminator), started from that SRResNet run's generator "
-            "(`model.init`, the paper's initialisation) and trained 200 more steps; Adam lr 1e-4, beta1 0.9; seed 0, "
+            "(`model.init`, the paper's initialisation) and trained 200 more steps; *SRResNet, 200 more steps*: the same "
+            "200 steps without the adversary (also from that run; so SRGAN-MSE is compared at equal generator steps). "
+            "Adam lr 1e-4, beta1 0.9 (fresh moments in the continued runs); seed 0, "
             "one run per row. Scores (`gan-lab eval eval.metrics=[psnr_y,ssim_y] eval.num_samples=1000`): PSNR (dB) "
             "and SSIM of the BT.601 luma Y with 4 border pixels left out, on 1000 test images (shapes drawn with seed 1, "
             "unseen in training; CIFAR-10: the 932 test images), beside bicubic upsampling of the same LR "
@@ -216,9 +218,14 @@ SUITES = {
         common=[],
         rows={
             "shapes: SRResNet": ["model=srresnet"],
+            "shapes: SRResNet, 200 more steps": ["model=srresnet", "model.init={runs}/shapes__SRResNet-default",
+                                                 "train.steps=200"],
             "shapes: SRGAN-MSE": ["model=srgan", "model.pretrain_steps=0", "model.init={runs}/shapes__SRResNet-default",
                                   "train.steps=200"],
             "cifar10: SRResNet": ["model=srresnet", "dataset=sr_cifar10", "dataset@dataset.base=cifar10_partial"],
+            "cifar10: SRResNet, 200 more steps": ["model=srresnet", "dataset=sr_cifar10",
+                                                  "dataset@dataset.base=cifar10_partial",
+                                                  "model.init={runs}/cifar10__SRResNet-default", "train.steps=200"],
             "cifar10: SRGAN-MSE": ["model=srgan", "dataset=sr_cifar10", "dataset@dataset.base=cifar10_partial",
                                    "model.pretrain_steps=0",
                                    "model.init={runs}/cifar10__SRResNet-default", "train.steps=200"],

@@ -268,6 +268,8 @@ def test_srgan_starts_from_an_srresnet_run(tmp_path):
                                        "model.pretrain_steps=0", f"model.init={tmp_path / 'srresnet'}"]))
     trained = checkpoint.load(tmp_path / "srresnet")["models"]["G"]
     assert all(torch.equal(v, trained[k]) for k, v in state.task.G.state_dict().items())
+    more, _, _ = setup(compose_train([*TINY, "model=srresnet", *small, f"model.init={tmp_path / 'srresnet'}"]))
+    assert all(torch.equal(v, trained[k]) for k, v in more.task.G.state_dict().items())  # SRResNet continued
     cases = {tmp_path / "nowhere": "does not exist", tmp_path / "dcgan": "must be an SRResNet"}
     run(compose_train([*TINY, "train.steps=2", "dataset.count=16"]), tmp_path / "dcgan")
     for path, message in cases.items():

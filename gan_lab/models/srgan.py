@@ -127,7 +127,8 @@ class Discriminator(nn.Module):
 
 
 class SRResNet(GANTask):
-    """The MSE-based SRResNet (§3.5): G alone, minimising the content loss on (LR, HR) pairs.
+    """The MSE-based SRResNet (§3.5): G alone, minimising the content loss on (LR, HR) pairs; ``init``
+    starts G from another SRResNet/SRGAN run or checkpoint (weights only: a new run, fresh optimizer).
 
     ``sample(n, G, input=LR)`` super-resolves; with ``baseline="bicubic"`` it returns bicubic upsampling
     instead, so evaluation reports the bicubic baseline of the same inputs beside G's (set ``bicubic ``)."""
@@ -137,9 +138,10 @@ class SRResNet(GANTask):
     any_input_size = True
 
     def __init__(self, generator: nn.Module, factor: int = 4, content: str = "mse", vgg_weights: str | None = None,
-                 vgg_scale: float = 1 / 12.75, loss: nn.Module | None = None):
+                 vgg_scale: float = 1 / 12.75, init: str | None = None, loss: nn.Module | None = None):
         # ``loss``: the adversarial loss the engine injects; SRResNet has no adversary and ignores it
         super().__init__(generator, None)
+        self.init = init
         self.factor = check_factor(factor)
         if getattr(generator, "factor", factor) != factor:
             raise ConfigError(f"model.generator.factor={generator.factor} differs from the data's "
@@ -148,6 +150,11 @@ class SRResNet(GANTask):
 
     def players(self) -> dict[str, nn.Module]:
         return {"G": self.G}
+
+    def use_data(self, data) -> None:
+        """Training only (eval and sample restore the run's own weights): start G from ``init``."""
+        if self.init:
+            self.G.load_state_dict(init_weights(self.init, self.G))
 
     def phases(self, step: int, n_critic: int) -> list[Phase]:
         return [Phase("G", self.content_loss)]
@@ -189,14 +196,14 @@ class SRGAN(SRResNet):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module, factor: int = 4,
                  content: str = "mse", vgg_weights: str | None = None, vgg_scale: float = 1 / 12.75,
                  adversarial_weight: float = 1e-3, pretrain_steps: int = 0, init: str | None = None):
-        super().__init__(generator, factor, content, vgg_weights, vgg_scale)
+        super().__init__(generator, factor, content, vgg_weights, vgg_scale, init)
         self.D, self.loss = discriminator, loss
         if isinstance(pretrain_steps, bool) or not isinstance(pretrain_steps, int) or pretrain_steps < 0:
             raise ConfigError(f"model.pretrain_steps must be an integer >= 0, got {pretrain_steps!r}")
         if isinstance(adversarial_weight, bool) or not isinstance(adversarial_weight, (int, float)) \
                 or adversarial_weight < 0:
             raise ConfigError(f"model.adversarial_weight must be a number >= 0, got {adversarial_weight!r}")
-        self.adversarial_weight, self.pretrain_steps, self.init = float(adversarial_weight), pretrain_steps, init
+        self.adversarial_weight, self.pretrain_steps = float(adversarial_weight), pretrain_steps
 
     def players(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
@@ -205,11 +212,6 @@ class SRGAN(SRResNet):
         if step <= self.pretrain_steps:  # SRResNet initialisation inside the run
             return super().phases(step, n_critic)
         return [Phase("D", self.d_loss, repeats=n_critic, hand_off="G"), Phase("G", self.g_loss, fresh_batch=False)]
-
-    def use_data(self, data) -> None:
-        """Training only (eval and sample restore the run's own weights): start G from ``init``."""
-        if self.init:
-            self.G.load_state_dict(init_weights(self.init, self.G))
 
     def d_loss(self, batch: dict[str, torch.Tensor], carry=None) -> LossOut:
         fake = self.G(batch["input"])
