@@ -125,7 +125,7 @@ def test_srgan_weights_content_1_and_adversarial_1e_3():
     fake = task.G(batch["input"])
     out = task.g_loss(batch, fake)
     expected = F.mse_loss(fake, batch["target"]) + 1e-3 * F.softplus(torch.tensor(-0.3))
-    assert float(out.loss) == pytest.approx(float(expected), rel=1e-6)
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-6)
     assert float(out.stats["loss/G_adv"]) == pytest.approx(float(F.softplus(torch.tensor(-0.3))), rel=1e-6)
 
 
@@ -155,7 +155,7 @@ def test_vgg_features_end_at_the_named_relu(vgg_file, layer, channels, shrink, c
 def test_vgg_loss_is_zero_for_identical_images_and_scales_the_features(vgg_file):
     a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     loss = ContentLoss("vgg22", vgg_file, scale=1 / 12.75)
-    assert float(loss(a, a)) == 0
+    assert float(loss(a, a)) == 0  # reads the weights on first use
     plain = F.mse_loss(loss.vgg(a), loss.vgg(b))
     assert float(loss(a, b)) == pytest.approx(float(plain) / 12.75**2, rel=1e-5)  # the paper's ≈ 0.006
 
@@ -172,6 +172,12 @@ def test_vgg_loss_trains_g_only_and_stays_out_of_checkpoints(vgg_file, tmp_path)
                        f"model.vgg_weights={vgg_file}"]), tmp_path)
     state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
     assert set(state["models"]) == {"G"} and not any("features" in key for key in flat_model(state))
+    vgg_file.rename(vgg_file.with_suffix(".moved"))  # a trained run is evaluated and sampled without the VGG
+    try:
+        restored = restore(tmp_path, torch.device("cpu"))
+        assert restored.task.sample(2, restored.generator, input=batch["input"][:2])["samples"].shape == (2, 3, 32, 32)
+    finally:
+        vgg_file.with_suffix(".moved").rename(vgg_file)
 
 
 def test_vgg_loss_without_weights_fails_before_training(tmp_path, monkeypatch):
@@ -183,17 +189,17 @@ def test_vgg_loss_without_weights_fails_before_training(tmp_path, monkeypatch):
         assert needle in str(err.value)
     assert not (tmp_path / "checkpoints").exists()
     with pytest.raises(ConfigError, match="does not exist"):
-        ContentLoss("vgg54", tmp_path / "missing.pth")
+        ContentLoss("vgg54", tmp_path / "missing.pth").load()
     (tmp_path / "junk.pth").write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
     with pytest.raises(ConfigError, match="not a readable torch state_dict"):
-        ContentLoss("vgg54", tmp_path / "junk.pth")
+        ContentLoss("vgg54", tmp_path / "junk.pth").load()
     with pytest.raises(ConfigError, match="model.content"):
         ContentLoss("vgg33")
 
 
 def test_other_weights_than_torchvisions_warn(vgg_file, caplog):
     with caplog.at_level(logging.WARNING):
-        ContentLoss("vgg22", vgg_file)
+        ContentLoss("vgg22", vgg_file).load()
     assert "is not that of torchvision's vgg19-dcbb9e9d.pth" in caplog.text
 
 

@@ -100,7 +100,8 @@ class VGGFeatures(nn.Module):
 class ContentLoss:
     """``mse``: pixel MSE on [-1, 1] images (SRResNet, SRGAN-MSE); ``vgg22`` / ``vgg54``: the MSE of
     ``scale`` times the VGG features. Holds the VGG outside any module tree (no checkpoint, no optimizer)
-    and moves it to the images' device on first use."""
+    and moves it to the images' device on first use. The VGG is read by :meth:`load` (a training run calls
+    it before its first step; evaluating or sampling a trained run never needs the file), else on first use."""
 
     KINDS = ("mse", *LAYERS)
 
@@ -110,12 +111,18 @@ class ContentLoss:
             raise ConfigError(f"model.content must be one of {list(self.KINDS)}, got {kind!r}")
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0:
             raise ConfigError(f"model.vgg_scale must be a positive number, got {scale!r}")
-        self.kind, self.scale = kind, float(scale)
-        self.vgg = VGGFeatures(kind, weights, key) if kind != "mse" else None
+        self.kind, self.scale, self.weights, self.key = kind, float(scale), weights, key
+        self.vgg: VGGFeatures | None = None
+
+    def load(self) -> None:
+        """Read the VGG weights now (errors name the config key); nothing to do for ``mse``."""
+        if self.kind != "mse" and self.vgg is None:
+            self.vgg = VGGFeatures(self.kind, self.weights, self.key)
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.vgg is None:
+        if self.kind == "mse":
             return F.mse_loss(output, target)
+        self.load()
         if self.vgg.mean.device != output.device:
             self.vgg.to(output.device)
         with torch.no_grad():

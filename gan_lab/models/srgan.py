@@ -152,7 +152,9 @@ class SRResNet(GANTask):
         return {"G": self.G}
 
     def use_data(self, data) -> None:
-        """Training only (eval and sample restore the run's own weights): start G from ``init``."""
+        """Training only: read the VGG of a VGG content loss (eval and sample need none) and start G from
+        ``init`` (eval and sample restore the run's own weights)."""
+        self.content.load()
         if self.init:
             self.G.load_state_dict(init_weights(self.init, self.G))
 
