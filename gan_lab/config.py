@@ -126,11 +126,14 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"train.keep_ckpts must be >= 0, got {cfg.train.keep_ckpts}")
     for key in [*(f"train.clip_grad.{name}" for name in cfg.train.clip_grad), "eval.every"]:
         _positive(cfg, key, allow_none=True)
-    if not cfg.optim:
+    if not cfg.optim or all(cfg.optim[name] is None for name in cfg.optim):
         raise ConfigError("optim must name an optimizer per player (optim.G, optim.D, ...)")
     for name in cfg.optim:
+        if cfg.optim[name] is None:  # a player the model does not have (SRResNet: no D)
+            continue
         if OmegaConf.select(cfg, f"optim.{name}._target_") is None:
-            raise ConfigError(f"optim.{name} must name an optimizer with _target_")
+            raise ConfigError(f"optim.{name} must name an optimizer with _target_ (a model without player {name} "
+                              f"sets optim.{name}: null; then no trick may set its rate, e.g. tricks=[ttur])")
         _positive(cfg, f"optim.{name}.lr")
     device = cfg.hardware.device
     if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
@@ -141,6 +144,8 @@ def validate(cfg: DictConfig) -> None:
     if "image_size" in cfg.dataset:
         _positive(cfg, "dataset.image_size")
     for group in ("model", "dataset", "loss", "optim", "schedule", "tricks"):
+        if cfg[group] is None:  # no loss: a model without an adversary (SRResNet)
+            continue
         try:
             OmegaConf.to_container(cfg[group], resolve=True)
         except InterpolationResolutionError as err:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchvision.utils import save_image
 
 from gan_lab import config as config_lib
-from gan_lab.data.folders import decode_square, list_images
+from gan_lab.data.folders import decode_image, decode_square, list_images
 from gan_lab.engine.inference import inference
 from gan_lab.engine.precision import resolve_device
 from gan_lab.engine.restore import Restored, restore
@@ -55,7 +55,8 @@ def traversal(run: Restored, code: str, n: int, steps: int, span: list[float]) -
 @torch.no_grad()
 def translate(run: Restored, input_dir: Path, output_dir: Path, direction: str, batch_size: int = 16) -> int:
     """Translate every image of ``input_dir`` with an image-to-image model (a translator: in
-    ``direction``); returns the count."""
+    ``direction``); returns the count. Images are center-cropped and resized to the dataset's size, except
+    for models that take any size (super-resolution: each image is upsampled whole, at its own size)."""
     if not {"paired", "unpaired"} & set(type(run.task).data_kinds):
         raise ConfigError("input_dir= is for image-to-image models (e.g. pix2pix, cyclegan); this checkpoint is "
                           f"{type(run.task).__name__}")
@@ -68,9 +69,11 @@ def translate(run: Restored, input_dir: Path, output_dir: Path, direction: str, 
     ds = run.config.dataset
     mode = "L" if ds.channels == 1 else "RGB"
     output_dir.mkdir(parents=True, exist_ok=True)
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start:start + batch_size]
-        x = torch.stack([decode_square(p, ds.image_size, mode) for p in chunk]).to(run.task.device)
+    whole = type(run.task).any_input_size
+    for start in range(0, len(paths), 1 if whole else batch_size):  # sizes differ: one image at a time
+        chunk = paths[start:start + (1 if whole else batch_size)]
+        x = torch.stack([decode_image(p, mode) if whole else decode_square(p, ds.image_size, mode)
+                         for p in chunk]).to(run.task.device)
         x = x.float().div(127.5).sub(1)
         out = run.task.sample(len(x), run.generator, input=x, **given)["samples"]
         for path, image in zip(chunk, out):

@@ -75,7 +75,7 @@ def setup(cfg: DictConfig) -> tuple[TrainState, object, Hardware]:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the dataset ({len(data)} samples)")
     task, tricks = build_task(cfg, device, data, prepare=lambda net: hw.prepare(net, cfg.hardware.compile))
     players = task.players()
-    missing = [name for name in players if name not in cfg.optim]
+    missing = [name for name in players if cfg.optim.get(name) is None]
     if missing:
         raise ConfigError(f"optim.{missing[0]}: {type(task).__name__} trains the players {list(players)}, "
                           f"each needs an optimizer under optim.<player>")

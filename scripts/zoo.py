@@ -6,6 +6,7 @@ each with ``gan-lab eval``, print a table, and write the table and the last samp
     python scripts/zoo.py mnist                 # MNIST: classifier-FID (offline), after `gan-lab train-classifier`
     python scripts/zoo.py translation           # shapes outline <-> filled: paired L1/PSNR/SSIM, cycle L1
     python scripts/zoo.py summer2winter         # CycleGAN on summer2winter_yosemite: cycle L1 and grids
+    python scripts/zoo.py sr                    # 4x super-resolution: SRResNet, SRGAN vs bicubic, PSNR-Y / SSIM-Y
     python scripts/zoo.py toy2d --steps 200 --only nonsaturating,wgan_gp --out /tmp/zoo --doc /tmp/results.md
 
 Every run goes through the ``gan-lab`` command exactly as a user would type it; the command of each
@@ -30,7 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gan_lab.engine import checkpoint
-from zoo_scores import TEST_PAIRS, black, supervised, untranslated  # scripts/zoo_scores.py
+from zoo_scores import SET14_X4, TEST_PAIRS, black, paper, supervised, untranslated  # scripts/zoo_scores.py
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -191,6 +192,51 @@ SUITES = {
         steps=None,
         env={**DATA, **ONE_THREAD},
     ),
+    "sr": Suite(
+        title="4x super-resolution: SRResNet and SRGAN against bicubic",
+        about=(
+            "LR/HR pairs made by `dataset=sr` (shapes, 32 px HR, 8192 training images) and `dataset=sr_cifar10` "
+            "with the CIFAR-10 images this machine has (`dataset@dataset.base=cifar10_partial`: the first 932 of "
+            "`data_batch_1` to train, of `test_batch` to test): each HR image downscaled 4x by antialiased bicubic "
+            "to 8 px LR (Ledig et al. "
+            "2017, §3.2). `model=srresnet`: the SRResNet generator (B = 8 residual blocks, 64 channels) on the MSE "
+            "content loss, 500 steps of batch 16; `model=srgan`: SRGAN-MSE (content MSE + 1e-3 x non-saturating "
+            "adversarial loss, the paper's discriminator), started from that SRResNet run's generator "
+            "(`model.init`, the paper's initialisation; `{runs}` in the commands is the suite's run folder, "
+            "`outputs/zoo/sr`) and trained 200 more steps; *SRResNet, 200 more steps*: the same "
+            "200 steps without the adversary (also from that run; so SRGAN-MSE is compared at equal generator steps). "
+            "Adam lr 1e-4, beta1 0.9 (fresh moments in the continued runs); seed 0, "
+            "one run per row. Scores (`gan-lab eval eval.metrics=[psnr_y,ssim_y] eval.num_samples=1000`): PSNR (dB) "
+            "and SSIM of the BT.601 luma Y with 4 border pixels left out, on 1000 test images (shapes drawn with seed 1, "
+            "unseen in training; CIFAR-10: the 932 test images), beside bicubic upsampling of the same LR "
+            "inputs (*bicubic* columns, from the same report). The paper rows are Table 2's Set14 4x numbers as "
+            "recalled in the spec (not verified against the paper): natural 500 px photographs, networks with B = "
+            "16 trained 10^6 (SRResNet) and 2 x 10^5 (SRGAN) steps on ImageNet, SRGAN with the VGG54 content loss; "
+            "they show the paper's ordering (SRResNet > bicubic on PSNR; SRGAN near bicubic on PSNR but best on "
+            "opinion scores), not numbers these short 32 px runs could reach. *train s*: one thread "
+            "(`OMP_NUM_THREADS=1`) of a shared 2-core CPU; SRGAN rows count only their own steps. Samples: the last "
+            "grids, rows of LR (square pixels) | bicubic | output | HR of the first 16 training images."),
+        common=[],
+        rows={
+            "shapes: SRResNet": ["model=srresnet"],
+            "shapes: SRResNet, 200 more steps": ["model=srresnet", "model.init={runs}/shapes__SRResNet-default",
+                                                 "train.steps=200"],
+            "shapes: SRGAN-MSE": ["model=srgan", "model.pretrain_steps=0", "model.init={runs}/shapes__SRResNet-default",
+                                  "train.steps=200"],
+            "cifar10: SRResNet": ["model=srresnet", "dataset=sr_cifar10", "dataset@dataset.base=cifar10_partial"],
+            "cifar10: SRResNet, 200 more steps": ["model=srresnet", "dataset=sr_cifar10",
+                                                  "dataset@dataset.base=cifar10_partial",
+                                                  "model.init={runs}/cifar10__SRResNet-default", "train.steps=200"],
+            "cifar10: SRGAN-MSE": ["model=srgan", "dataset=sr_cifar10", "dataset@dataset.base=cifar10_partial",
+                                   "model.pretrain_steps=0",
+                                   "model.init={runs}/cifar10__SRResNet-default", "train.steps=200"],
+            **{f"paper, Set14: {name}": Row(None, score=paper(name, values)) for name, values in SET14_X4.items()},
+        },
+        eval=["eval.metrics=[psnr_y,ssim_y]", "eval.num_samples=1000"],
+        metrics=["PSNR-Y", "SSIM-Y", "bicubic PSNR-Y", "bicubic SSIM-Y"],
+        steps=None,
+        env={**DATA, **ONE_THREAD},
+    ),
 }
 
 
@@ -207,7 +253,9 @@ def run_row(suite: Suite, row: Row, run_dir: Path, steps: int | None) -> dict:
     if row.train is None:
         return {"command": f"no training; {row.score.__doc__}", **row.score(None)}
     budget = [f"train.steps={steps}"] if steps else []  # none: the model config's own
-    train = [*suite.common, *row.train, *budget, "seed=0", "train.progress=plain", "train.sample_every=${train.steps}",
+    # {runs}: the suite's run folder (a row that starts from another row's run)
+    own = [o.replace("{runs}", str(run_dir.parent)) for o in row.train]
+    train = [*suite.common, *own, *budget, "seed=0", "train.progress=plain", "train.sample_every=${train.steps}",
              "train.ckpt_every=${train.steps}", f"hydra.run.dir={run_dir}"]
     if not (run_dir / "checkpoints" / "last.pt").exists():
         gan_lab(["train", *train], suite.env)

@@ -2,11 +2,12 @@
 all-black image, and pix2pix on shapes_unpaired's test pairs (`gan-lab eval` scores a shapes_paired run on its
 training pairs, since that dataset has no test split). All use the pairs and the functions `gan-lab eval` uses for
 translators (gan_lab/metrics/evaluate.py, image_quality.py): the first ``eval.num_samples`` test pairs, L1/PSNR/SSIM
-of [0, 1] images averaged over pairs.
+of [0, 1] images averaged over pairs. Also the published numbers the super-resolution rows are shown beside.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -56,3 +57,17 @@ def supervised(run_dir: Path) -> dict:
     with inference(run.task, run.generator):
         out = torch.cat([run.task.sample(len(x), run.generator, input=x)["samples"] for x in pairs["A"].split(100)])
     return quality(out, pairs["B"], "AtoB")
+
+
+# Ledig et al. 2017, Table 2, Set14 at 4x (PSNR dB / SSIM on Y), as recalled in the spec, not verified.
+SET14_X4 = {"bicubic": (25.99, 0.7486), "SRResNet": (28.49, 0.8184), "SRGAN": (26.02, 0.7397)}
+
+
+def paper(name: str, values: tuple[float, float]) -> Callable[[None], dict]:
+    """A row of published numbers (no run)."""
+    def score(_: None) -> dict:
+        return {"PSNR-Y": values[0], "SSIM-Y": values[1]}
+
+    score.__doc__ = (f"{name} in Ledig et al. 2017, Table 2 (Set14, 4x; as recalled in the spec, not verified; "
+                     f"other data, networks and budget)")
+    return score

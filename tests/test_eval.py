@@ -105,7 +105,7 @@ def test_eval_names_the_metrics_that_apply(tmp_path):
     message = " ".join((out.stdout + out.stderr).split())  # rich wraps long lines
     assert out.returncode == 1 and "Traceback" not in message
     assert "nothing to compute for this run" in message
-    assert "these apply: ['fid', 'is', 'kid', 'pr', 'l1', 'psnr', 'ssim']" in message
+    assert "these apply: ['fid', 'is', 'kid', 'pr', 'l1', 'psnr', 'ssim', 'psnr_y', 'ssim_y']" in message
     out = eval_cli(tmp_path, f"ckpt={tmp_path / 'run'}", "eval.metrics=[l1,cycle]", "eval.num_samples=8")
     assert out.returncode == 0 and "['cycle'] do not apply to this run" in " ".join(out.stdout.split())
     report = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())

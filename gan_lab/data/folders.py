@@ -48,6 +48,12 @@ def decode_square(path: Path, size: int, mode: str) -> torch.Tensor:
         return _to_tensor(img.crop(box).resize((size, size), Image.BILINEAR))
 
 
+def decode_image(path: Path, mode: str) -> torch.Tensor:
+    """One file -> uint8 (C, H, W) at its own size."""
+    with Image.open(path) as img:
+        return _to_tensor(img.convert(mode))
+
+
 def _decode_pair(path: Path, size: int, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
     """One A|B file -> its left (A) and right (B) halves, each resized to (C, size, size)."""
     with Image.open(path) as img:

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,8 +151,12 @@ def train_step(state: TrainState, data, hw: Hardware, cfg: DictConfig, guard: Fi
         stats.update(out.stats)
     for net in players.values():
         net.requires_grad_(True)
-    for sched in state.schedulers.values():
-        sched.step()
+    with warnings.catch_warnings():
+        # A player without a phase yet (SRGAN's D while G pretrains) has not stepped its optimizer; its rate
+        # still follows the step, which is what torch's "scheduler before optimizer" warning is about.
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+        for sched in state.schedulers.values():
+            sched.step()
     task.end_step(step, stats)
     state.step = step
     return stats

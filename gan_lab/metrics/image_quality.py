@@ -1,5 +1,7 @@
 """Paired image-to-image metrics: L1, PSNR and SSIM (Wang et al. 2004, "Image Quality Assessment: From
-Error Visibility to Structural Similarity", §III.C).
+Error Visibility to Structural Similarity", §III.C), and PSNR/SSIM on the luma channel Y, as the
+super-resolution literature reports them: on Y, without a strip of ``factor`` pixels at each border
+(Ledig et al. 2017, §3.1, a 4-pixel strip at 4x; as recalled, not verified against the paper).
 
 Images are float (N, C, H, W) in [0, data_range] (1 for gan-lab's [0, 1] images); each function returns
 one value per image pair, (N,), so callers choose the reduction. SSIM follows the paper's reference
@@ -33,6 +35,25 @@ def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     _check(a, b)
     mse = (a.double() - b.double()).pow(2).flatten(1).mean(1)
     return (10 * torch.log10(data_range**2 / mse)).float()
+
+
+def rgb_to_y(images: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] (N, 3, H, W) -> the luma Y of ITU-R BT.601 "studio swing" YCbCr, (N, 1, H, W) in
+    [16/255, 235/255]: Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255, MATLAB's ``rgb2ycbcr`` on
+    double images, which the SR benchmarks (and their Python ports, e.g. ESRGAN's ``rgb2ycbcr``) use."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected RGB images (N, 3, H, W), got {tuple(images.shape)}")
+    weights = torch.tensor([65.481, 128.553, 24.966], dtype=images.dtype, device=images.device)
+    return ((images * weights.view(1, 3, 1, 1)).sum(1, keepdim=True) + 16.0) / 255.0
+
+
+def crop_border(images: torch.Tensor, border: int) -> torch.Tensor:
+    """``images`` without ``border`` pixels at each edge (N, C, H - 2 border, W - 2 border)."""
+    if border == 0:
+        return images
+    if 2 * border >= min(images.shape[-2:]):
+        raise ValueError(f"a border of {border} px leaves nothing of {tuple(images.shape[-2:])} images")
+    return images[..., border:-border, border:-border]
 
 
 def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -76,8 +97,8 @@ class PairedMetric(Metric):
         return s.paired and s.real.dim() == 4
 
     def __call__(self, ev, s) -> dict[str, float]:
-        fake, partner = ev.outputs(s).fake, s.real.cpu().float()
-        return {self.key: float(self.measure(fake * 0.5 + 0.5, partner * 0.5 + 0.5).mean())}
+        fake, partner = (crop_border(x * 0.5 + 0.5, s.border) for x in (ev.outputs(s).fake, s.real.cpu().float()))
+        return {self.key: float(self.measure(fake, partner).mean())}
 
 
 class L1(PairedMetric):
@@ -90,6 +111,29 @@ class PSNR(PairedMetric):
 
 class SSIM(PairedMetric):
     key, measure = "SSIM", staticmethod(ssim)
+
+
+class PSNRY(PairedMetric):
+    """PSNR of the luma Y (RGB sets only), after the set's border crop."""
+
+    key = "PSNR-Y"
+
+    def applies(self, ev, s) -> bool:
+        return super().applies(ev, s) and s.real.shape[1] == 3
+
+    @staticmethod
+    def measure(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return psnr(rgb_to_y(a), rgb_to_y(b))
+
+
+class SSIMY(PSNRY):
+    """SSIM of the luma Y (RGB sets only), after the set's border crop."""
+
+    key = "SSIM-Y"
+
+    @staticmethod
+    def measure(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return ssim(rgb_to_y(a), rgb_to_y(b))
 
 
 class CycleL1(Metric):

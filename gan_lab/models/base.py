@@ -92,7 +92,9 @@ class EvalSet:
     - ``paired``: output ``i`` should equal ``real[i]`` (its true partner), so L1/PSNR/SSIM apply;
     - ``back``: the ``given`` (without ``input``) that maps outputs back to ``given["input"]``: the cycle;
     - ``attributes``: (n, A) int64, what the condition of output ``i`` asks for (shapes_text: shape, colour,
-      size, position), so caption accuracy applies.
+      size, position), so caption accuracy applies;
+    - ``border``: pixels at each edge that the paired metrics leave out (super-resolution: the scale factor,
+      as the SR literature measures PSNR/SSIM).
     """
 
     name: str
@@ -101,6 +103,7 @@ class EvalSet:
     paired: bool = False
     back: dict[str, Any] | None = None
     attributes: torch.Tensor | None = None
+    border: int = 0
 
 
 def square_columns(n: int) -> int:
@@ -127,6 +130,9 @@ class GANTask(nn.Module):
     # Keys of the dataset's examples the sample grid shows as they are (pix2pix's input and target):
     # checkpoints leave them out and a resumed run re-reads them from the (deterministic) dataset.
     fixed_examples: tuple[str, ...] = ()
+    # ``sample(input=...)`` takes images of any size (a fully convolutional super-resolution G): ``gan-lab
+    # sample input_dir=...`` then keeps each image's own size instead of resizing it to the dataset's.
+    any_input_size: bool = False
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module | None = None,
                  reuse_fake: bool = True):

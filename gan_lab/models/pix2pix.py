@@ -164,9 +164,15 @@ class Pix2PixTask(GANTask):
 
 
 def triplets(*columns: torch.Tensor) -> torch.Tensor:
-    """Interleave equal-length image batches row by row (a, b, c, a, b, c, ...), matching channels."""
+    """Interleave equal-length image batches row by row (a, b, c, a, b, c, ...), matching channels and
+    sizes (a smaller column, such as super-resolution's LR input, is enlarged with square pixels)."""
     channels = max(c.shape[1] for c in columns)
-    return torch.stack([_match_channels(c, channels) for c in columns], 1).flatten(0, 1)
+    size = max(c.shape[-2:] for c in columns)
+    return torch.stack([_match_size(_match_channels(c, channels), size) for c in columns], 1).flatten(0, 1)
+
+
+def _match_size(x: torch.Tensor, size) -> torch.Tensor:
+    return x if x.shape[-2:] == size else F.interpolate(x, size=tuple(size), mode="nearest")
 
 
 def _match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
