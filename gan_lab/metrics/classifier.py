@@ -6,18 +6,16 @@ classes it was asked for, or the share of samples per class for an unconditional
 gan-lab's own, trained in seconds to a minute on a CPU, so its numbers compare runs on one dataset with
 one another, never with published (Inception) FIDs.
 
-Trained classifiers are cached as ``<cache_dir>/<digest>.pt``, keyed on the dataset config and the
-training settings. The file stores its own key; a file that is unreadable or holds another key is
-ignored and rebuilt, never trusted (like the real-feature cache of ``gan_lab.metrics.evaluate``).
+Trained classifiers are cached (``gan_lab.metrics.cache``), keyed on the dataset config and the training
+settings. :func:`fit`, the training loop, also trains the text encoder and attribute classifier of
+``shapes_text``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +27,9 @@ from torch import nn
 
 from gan_lab.config import instantiate_group
 from gan_lab.data.base import BatchSampler, TensorDataset
-from gan_lab.engine import checkpoint
 from gan_lab.engine.schedules import Cosine
 from gan_lab.errors import ConfigError
+from gan_lab.metrics import cache
 from gan_lab.metrics.evaluate import Metric
 
 log = logging.getLogger("gan_lab")
@@ -174,29 +172,38 @@ def _class_names(data: TensorDataset, num_classes: int) -> list[str]:
 
 # -- training and accuracy --
 
-def train(data: TensorDataset, settings, device: torch.device) -> Classifier:
-    """Cross-entropy with Adam and a cosine-decayed rate, ``settings.steps`` batches; deterministic from
-    ``settings.seed`` (weights and batch order), leaving the global RNG as it was."""
-    num_classes = data.num_classes or int(data.tensors["label"].max()) + 1
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        net = Classifier(data.tensors["real"].shape[1], num_classes, settings.width)
+def fit(net: nn.Module, data: TensorDataset, loss: Callable[[nn.Module, dict], torch.Tensor], settings,
+        device: torch.device, what: str) -> nn.Module:
+    """Minimise ``loss(net, batch)`` with Adam and a cosine-decayed rate over ``settings.steps`` batches of
+    ``data`` (batch ``k``: ``data.batch(indices, augment)`` with a generator seeded by ``(seed, k)``); the
+    batch order is deterministic from ``settings.seed``. Logs ``what``'s loss four times."""
     net.to(device).train()
-    data = TensorDataset(dict(data.tensors), data.num_classes).to(device)  # the caller's copy stays put
     sampler = BatchSampler(len(data), min(settings.batch_size, len(data)), settings.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, Cosine(settings.steps))
     with one_cpu_thread(device):
         for step in range(1, settings.steps + 1):
-            batch = data.batch(sampler.indices(step - 1))
-            loss = F.cross_entropy(net(batch["real"])[1], batch["label"])
+            augment = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
+            value = loss(net, data.batch(sampler.indices(step - 1), augment))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             optimizer.step()
             lr_schedule.step()
             if step % max(1, settings.steps // 4) == 0 or step == settings.steps:
-                log.info("classifier step %d/%d | loss %.4f", step, settings.steps, loss.item())
+                log.info("%s step %d/%d | loss %.4f", what, step, settings.steps, value.item())
     return net.eval()
+
+
+def train(data: TensorDataset, settings, device: torch.device) -> Classifier:
+    """Cross-entropy with :func:`fit`; deterministic from ``settings.seed`` (weights and batch order),
+    leaving the global RNG as it was."""
+    num_classes = data.num_classes or int(data.tensors["label"].max()) + 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        net = Classifier(data.tensors["real"].shape[1], num_classes, settings.width)
+    data = TensorDataset(dict(data.tensors), data.num_classes).to(device)  # the caller's copy stays put
+    return fit(net, data, lambda net, batch: F.cross_entropy(net(batch["real"])[1], batch["label"]), settings,
+               device, "classifier")
 
 
 def class_accuracy(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float | None]:
@@ -237,28 +244,20 @@ def cache_key(dataset: dict, settings) -> dict:
 
 def _load(path: Path, key: dict, device: torch.device) -> CachedClassifier | None:
     """The cached classifier at ``path`` if the file is readable and holds ``key``, else None."""
-    try:
-        cached = torch.load(path, map_location="cpu", weights_only=True)
-        if cached.get("key") != key:
-            log.warning("ignoring %s: it was trained for other data or settings", path)
-            return None
+    def restore(cached: dict) -> CachedClassifier:
         net = Classifier(**cached["arch"])
         net.load_state_dict(cached["state"])
-    except FileNotFoundError:
-        return None
-    except Exception as err:  # truncated or foreign file: rebuild it
-        log.warning("ignoring unreadable cache file %s (%s)", path, type(err).__name__)
-        return None
-    return CachedClassifier(net.to(device).eval(), path, cached["accuracy"], cached["evaluated_on"],
-                            cached["class_names"], trained=False)
+        return CachedClassifier(net.to(device).eval(), path, cached["accuracy"], cached["evaluated_on"],
+                                cached["class_names"], trained=False)
+
+    return cache.read(path, key, restore)
 
 
 def load_or_train(dataset: dict, settings, device: torch.device, force: bool = False) -> CachedClassifier:
     """The classifier of a resolved dataset config node: from the cache, else trained, evaluated and cached."""
     check_labelled_images(dataset)
     key = cache_key(dataset, settings)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    path = Path(settings.cache_dir).expanduser() / f"{digest}.pt"
+    path = cache.path_for(settings.cache_dir, key)
     cached = None if force else _load(path, key, device)
     if cached is not None:
         log.info("classifier from the cache %s", path)
@@ -268,8 +267,8 @@ def load_or_train(dataset: dict, settings, device: torch.device, force: bool = F
     net = train(train_set, settings, device)
     result = CachedClassifier(net, path, accuracy(net, test_set), evaluated_on,
                               _class_names(train_set, net.arch["num_classes"]), trained=True)
-    checkpoint.save({"key": key, "arch": net.arch, "state": net.state_dict(), "accuracy": result.accuracy,
-                     "evaluated_on": evaluated_on, "class_names": result.class_names}, path)
+    cache.write(path, key, {"arch": net.arch, "state": net.state_dict(), "accuracy": result.accuracy,
+                            "evaluated_on": evaluated_on, "class_names": result.class_names})
     return result
 
 
