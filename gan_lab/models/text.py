@@ -268,10 +268,13 @@ class TextToImageTask(GANTask):
 
     def eval_sets(self, data, n: int) -> list[EvalSet]:
         """Samples for ``n`` held-out captions (``data.eval_conditions``), judged by what the captions ask for
-        (``attributes``), against ``n`` real images at G's resolution."""
+        (``attributes``), against the held-out images they describe (else the first ``n`` examples), at G's
+        resolution."""
         conditions = data.eval_conditions(n)
         text = conditions["text"].to(self.device)
-        real = self.as_output(data.examples(len(text))["real"].to(self.device)).cpu()
+        real = conditions.get("real")
+        real = data.examples(len(text))["real"] if real is None else real
+        real = self.as_output(real.to(self.device)).cpu()
         return [EvalSet("", real, given={"text": text}, attributes=conditions.get("attributes"))]
 
     def text_interpolation(self, start: torch.Tensor, end: torch.Tensor, rows: int,
