@@ -19,6 +19,8 @@ COMMANDS = {
     "sample": ("gan_lab.sample", "sample grids, interpolations or folder translations from a checkpoint (ckpt=)"),
     "train-classifier": ("gan_lab.train_classifier",
                          "train and cache the classifier behind eval.features=classifier (dataset=)"),
+    "train-text-encoder": ("gan_lab.train_text_encoder",
+                           "train and cache the text encoder of dataset=shapes_text (encoder=trained)"),
 }
 
 

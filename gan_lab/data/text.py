@@ -52,6 +52,8 @@ HELDOUT_TEMPLATES = (
     "the {colour} {shape} {position} is {size}",
 )
 PAD = "<pad>"
+# The held-out images are those of seed + 2**31 (torch keeps 32 bits of a seed: no seed below 2**31 names them).
+HELDOUT_SEED_OFFSET = 2 ** 31
 
 
 def _vocabulary() -> tuple[str, ...]:
@@ -153,7 +155,26 @@ def parse_attributes(tokens: torch.Tensor) -> torch.Tensor:
     return out
 
 
-# -- encoders: (word ids, attributes) -> caption embeddings --
+def captioned_shapes(count: int, num_classes: int, seed: int, scale: tuple[float, float], max_tilt: float,
+                     image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images (count, 3, size, size), attributes (count, 4)) of the shapes of ``seed``."""
+    params = sample_shapes(count, num_classes, seed, scale, max_tilt)
+    return render_shapes(params, image_size, 3)[0], shape_attributes(params, scale)
+
+
+def caption_table(templates: tuple[str, ...]) -> torch.Tensor:
+    """Word ids (T, M, L) of every template filled with each of the M attribute combinations (in
+    :func:`combination_index` order): captions are a function of (template, attributes)."""
+    tokens = tokenize([caption(t, a) for t in templates for a in COMBINATIONS.tolist()])
+    return tokens.view(len(templates), len(COMBINATIONS), -1)
+
+
+def heldout_captions(attributes: torch.Tensor) -> list[str]:
+    """The held-out caption of each of the held-out images: the held-out templates in turn."""
+    return [caption(HELDOUT_TEMPLATES[i % len(HELDOUT_TEMPLATES)], a) for i, a in enumerate(attributes.tolist())]
+
+
+# -- encoders: (word ids (n, L), attributes (n, 4)) -> caption embeddings (n, D) --
 
 class OracleEncoder:
     """The caption's attributes as one-hot blocks (a block of zeros for an attribute it does not name),
@@ -243,11 +264,10 @@ class ShapesText(CaptionedImages):
     of the :data:`HELDOUT_TEMPLATES` (new word orders of training words): :meth:`eval_conditions`.
     """
 
-    HELDOUT_SEED_OFFSET = 2 ** 31
-
     def __init__(self, image_size: int = 32, count: int = 8192, num_classes: int = 6, seed: int = 0,
                  scale: tuple[float, float] = (0.3, 0.7), max_tilt: float = 15.0, captions_per_example: int = 4,
-                 encoder: str = "oracle", text_dim: int = 128, heldout_count: int = 1024):
+                 encoder: str = "oracle", text_dim: int = 128, heldout_count: int = 1024,
+                 text_encoder: dict | None = None):
         self.image_size = check_int("image_size", image_size)
         self.channels = 3
         check_int("count", count)
@@ -255,36 +275,49 @@ class ShapesText(CaptionedImages):
             raise ValueError(f"dataset.num_classes must be at most {len(SHAPES)} ({', '.join(SHAPES)}), "
                              f"got {num_classes}")
         self.seed = check_int("seed", seed, low=0)
-        if seed >= self.HELDOUT_SEED_OFFSET:
+        if seed >= HELDOUT_SEED_OFFSET:
             raise ValueError(f"dataset.seed must be below 2**31 (the held-out images use seed + 2**31), got {seed}")
         self.scale = check_scale(scale)
         if self.scale[0] == self.scale[1]:
             raise ValueError(f"dataset.scale must be a range (its tertiles are the size words), got {list(scale)}")
-        check_choice("encoder", encoder, ("oracle",))
+        check_choice("encoder", encoder, ("oracle", "trained"))
         self.max_tilt, self.heldout_count = max_tilt, check_int("heldout_count", heldout_count)
         self.class_names = SHAPES[:num_classes]
         self.attribute_names = ATTRIBUTE_NAMES
         self.vocabulary = VOCABULARY
-        self.encoder = OracleEncoder(check_int("text_dim", text_dim))
+        self.text_dim = check_int("text_dim", text_dim)
+        self.encoder_settings = None if text_encoder is None else dict(text_encoder)
+        self.text_encoder = None  # the CachedEncoder of encoder=trained
+        self.encoder = self._trained_encoder() if encoder == "trained" else OracleEncoder(text_dim)
 
-        params = sample_shapes(count, num_classes, seed, self.scale, max_tilt)
-        images, _ = render_shapes(params, image_size, 3)
-        self.attributes = shape_attributes(params, self.scale)
-        # Captions are a function of (template, attributes): encode each of the few combinations once.
-        tokens, embeddings = self._caption_table(TRAIN_TEMPLATES)
+        images, self.attributes = captioned_shapes(count, num_classes, seed, self.scale, max_tilt, image_size)
+        # Encode each (template, attribute combination) once, then index by image.
+        tokens = caption_table(TRAIN_TEMPLATES)
+        embeddings = self.encoder.encode(tokens.flatten(0, 1), COMBINATIONS.repeat(len(TRAIN_TEMPLATES), 1))
         combo = combination_index(self.attributes)
-        self.captions = tokens[:, combo].transpose(0, 1)                         # (N, K, L)
-        super().__init__(images, embeddings[:, combo].transpose(0, 1), params["label"], num_classes,
-                         captions_per_example)
+        self.captions = tokens[:, combo].transpose(0, 1)                                       # (N, K, L)
+        embeddings = embeddings.view(len(TRAIN_TEMPLATES), len(COMBINATIONS), -1)[:, combo].transpose(0, 1)
+        super().__init__(images, embeddings, self.attributes[:, 0], num_classes, captions_per_example)
         self._heldout: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def _caption_table(self, templates: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Word ids (T, M, L) and embeddings (T, M, D) of every template filled with each of the M attribute
-        combinations (in :func:`combination_index` order)."""
-        sentences = [caption(t, a) for t in templates for a in COMBINATIONS.tolist()]
-        tokens = tokenize(sentences)
-        embeddings = self.encoder.encode(tokens, COMBINATIONS.repeat(len(templates), 1))
-        return tokens.view(len(templates), len(COMBINATIONS), -1), embeddings.view(len(templates), len(COMBINATIONS), -1)
+    def encoder_spec(self):
+        """(``EncoderSpec``, cache folder) of the trained encoder of these shapes (``dataset.text_encoder``)."""
+        from gan_lab.data.text_encoder import EncoderSpec  # it builds on this module
+
+        settings = self.encoder_settings
+        if settings is None or "cache_dir" not in settings:
+            raise ValueError("dataset.encoder=trained needs dataset.text_encoder (its settings and cache_dir; "
+                             "configs/dataset/shapes_text.yaml has them)")
+        spec = EncoderSpec(len(self.class_names), self.seed, self.scale, float(self.max_tilt),
+                           self.text_dim, {k: v for k, v in settings.items() if k != "cache_dir"})
+        return spec, settings["cache_dir"]
+
+    def _trained_encoder(self):
+        """The joint embedding's text branch for these shapes: from the cache, else trained now."""
+        from gan_lab.data import text_encoder
+
+        self.text_encoder = text_encoder.load_or_train(*self.encoder_spec(), torch.device("cpu"))
+        return text_encoder.TrainedEncoder(self.text_encoder.net)
 
     def _encode(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.encoder.encode(tokens, parse_attributes(tokens))
@@ -295,9 +328,9 @@ class ShapesText(CaptionedImages):
     def heldout(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 images, attributes) of the held-out images, rendered on first use."""
         if self._heldout is None:
-            params = sample_shapes(self.heldout_count, len(self.class_names), self.seed + self.HELDOUT_SEED_OFFSET,
-                                   self.scale, self.max_tilt)
-            self._heldout = render_shapes(params, self.image_size, 3)[0], shape_attributes(params, self.scale)
+            self._heldout = captioned_shapes(self.heldout_count, len(self.class_names),
+                                             self.seed + HELDOUT_SEED_OFFSET, self.scale, self.max_tilt,
+                                             self.image_size)
         return self._heldout
 
     def eval_conditions(self, n: int) -> dict:
@@ -305,8 +338,7 @@ class ShapesText(CaptionedImages):
             raise ConfigError(f"{n} held-out captions asked for; dataset.heldout_count={self.heldout_count} "
                               f"(raise it to evaluate on more)")
         images, attributes = (v[:n] for v in self.heldout())
-        sentences = [caption(HELDOUT_TEMPLATES[i % len(HELDOUT_TEMPLATES)], a)
-                     for i, a in enumerate(attributes.tolist())]
+        sentences = heldout_captions(attributes)
         return {"text": self.embed(sentences), "captions": sentences, "attributes": attributes.to(self.device),
                 "attribute_names": list(ATTRIBUTE_NAMES),
                 "real": images.to(self.device).float().div_(127.5).sub_(1.0)}

@@ -157,14 +157,18 @@ class Evaluation:
         return self._outputs[s.name]
 
     def _generate(self, given: dict | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        n, size = (self.settings.num_samples if given is None else len(given["input"])), self.settings.batch_size
+        """``task.sample`` in batches; the tensors of ``given`` (``input`` images, ``text`` embeddings) hold one
+        row per output and are split with them."""
+        given = given or {}
+        rows = [key for key, value in given.items() if torch.is_tensor(value)]
+        n, size = (len(given[rows[0]]) if rows else self.settings.num_samples), self.settings.batch_size
         out, labels = [], []
         with inference(self.task, self.G):
             if self.seed is not None:
                 torch.manual_seed(self.seed)  # the ops that draw from the global RNG (dropout)
                 self.task.seed_latent(self.seed)
             for start in range(0, n, size):
-                chunk = {} if given is None else {**given, "input": given["input"][start:start + size].to(self.device)}
+                chunk = {**given, **{key: given[key][start:start + size].to(self.device) for key in rows}}
                 drawn = self.task.sample(min(size, n - start), self.G, **chunk)
                 out.append(drawn["samples"].float().cpu())
                 if "label" in drawn:
