@@ -179,6 +179,15 @@ def test_reparameterised_draws_have_the_predicted_mean_and_variance():
     assert torch.equal(c, mu)
 
 
+def test_step_decay_halves_the_rate_every_n_steps():
+    from gan_lab.engine.schedules import StepDecay
+
+    schedule = StepDecay(total_steps=1000, every=100)
+    assert [schedule(s) for s in (0, 99, 100, 199, 200, 950)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.5**9]
+    with pytest.raises(ValueError, match="schedule.every"):
+        StepDecay(total_steps=10, every=0)
+
+
 # -- StackGAN Stage I and Stage II --
 
 SMALL = ["model=stackgan", "dataset.count=64", "dataset.image_size=32", "model.generator.width=8",

@@ -21,7 +21,7 @@ Stages here: ``model=stackgan`` trains Stage I on the dataset's images downsampl
 (``dataset.image_size`` is the Stage-II side); ``model=stackgan model.stage=2 model.stage1=<Stage-I run>``
 trains Stage II on the full images with the Stage-I generator (its EMA copy when the run kept one) loaded,
 frozen and in eval mode, outside the optimizer. It is part of the task's state, so a Stage-II checkpoint
-samples both stages by itself. Reference departures kept out: the 3x3 convolutions of the residual blocks pad
+samples and evaluates both stages by itself (resuming its training reads ``model.stage1`` again). Reference departures kept out: the 3x3 convolutions of the residual blocks pad
 by reflection (``blocks.ResnetBlock``) where the code pads with zeros; D conditions on the raw embedding
 through its own layer (the paper, the TF code) where StackGAN-Pytorch feeds D the Stage-I mu.
 """
