@@ -162,7 +162,8 @@ class TextToImageTask(GANTask):
     {real image, wrong text}; both reference codes pair the right text with a wrong image instead, the same
     set of pairs), and G's images with their text (0, weight ``1 - cls_weight``); the mismatch is drawn from
     the latent stream by :func:`mismatch_index`. G step: the non-saturating loss (``loss``) on its images
-    judged with their text, plus what :meth:`g_terms` adds (GAN-INT, the KL of conditioning augmentation).
+    judged with their text, plus what :meth:`g_terms` adds (the KL of conditioning augmentation; GAN-INT
+    overrides :meth:`g_loss`).
 
     Subclasses say how G is fed: :meth:`draw_latents` (z and any other noise, from the latent stream),
     :meth:`generate` and, to show real images at G's resolution, :meth:`as_output`."""
