@@ -33,13 +33,13 @@ def run(cfg: DictConfig) -> text_encoder.CachedEncoder:
     # The spec comes from the dataset itself (its checks and defaults); the oracle builds it without training.
     shapes = instantiate_group(OmegaConf.create({**dataset, "encoder": "oracle", "count": 1}), "dataset")
     spec, cache_dir = shapes.encoder_spec()
-    text_encoder.check_settings(spec.settings)
     encoder = text_encoder.load_or_train(spec, cache_dir, device, force=cfg.force)
-    rows = {"retrieval top-1": f"{encoder.retrieval['top1']:.4f}", "retrieval top-5": f"{encoder.retrieval['top5']:.4f}",
+    status = f"trained in {format_duration(time.perf_counter() - t0)}" if encoder.trained else "from the cache"
+    rows = {"retrieval top-1": f"{encoder.retrieval['top1']:.4f}",
+            "retrieval top-5": f"{encoder.retrieval['top5']:.4f}",
             "measured on": f"{text_encoder.HELDOUT_IMAGES} held-out captions (held-out images and phrasings), "
                            f"each against {text_encoder.POOL} images",
-            "status": f"trained in {format_duration(time.perf_counter() - t0)}" if encoder.trained else "from the cache",
-            "cache": str(encoder.path)}
+            "status": status, "cache": str(encoder.path)}
     print_table(summary_table(rows, title="gan-lab train-text-encoder"))
     return encoder
 

@@ -120,4 +120,4 @@ def test_completion_forwards_to_the_command(tmp_path):
     out = gan_lab("-sc", "query=bash", cwd=tmp_path, env={"COMP_LINE": "gan-lab train model=pi"})
     assert "model=pix2pix" in out.stdout
     out = gan_lab("-sc", "query=bash", cwd=tmp_path, env={"COMP_LINE": "gan-lab tr"})
-    assert out.stdout.split() == ["train", "train-classifier"]
+    assert out.stdout.split() == ["train", "train-classifier", "train-text-encoder"]

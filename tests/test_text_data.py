@@ -129,3 +129,69 @@ def test_64_px_and_bad_values():
         ShapesText(count=16, captions_per_example=7)
     with pytest.raises(ValueError, match="dataset.encoder"):
         ShapesText(count=16, encoder="bert")
+
+
+# -- StackGAN's birds/flowers layout, faked in tmp_path --
+
+def _fake_stackgan(root, name: str, count: int = 6, dim: int = 16):
+    """The files StackGAN's loaders read, in their formats (protocol-2 pickles, JPEGs)."""
+    import pickle
+
+    import numpy as np
+    from PIL import Image
+
+    base = root / name
+    keys = [f"{'%03d' % (1 + i % 3)}.Class_{i % 3}/Bird_{i}" if name == "birds" else f"jpg/image_{i + 1:05d}"
+            for i in range(count)]
+    emb = np.random.default_rng(0).standard_normal((count, 10, dim)).astype(np.float32)
+    for split in ("train", "test"):
+        (base / split).mkdir(parents=True)
+        for fname, obj in (("char-CNN-RNN-embeddings.pickle", emb), ("filenames.pickle", keys),
+                           ("class_info.pickle", [1 + i % 3 for i in range(count)])):
+            (base / split / fname).write_bytes(pickle.dumps(obj, protocol=2))
+    images = base / "CUB_200_2011" / "images" if name == "birds" else base
+    for i, key in enumerate(keys):
+        (images / key).parent.mkdir(parents=True, exist_ok=True)
+        pixels = np.zeros((40, 60, 3), dtype=np.uint8)
+        pixels[10:30, 20:40] = (200, 30 * i, 10)  # the "bird": the box below
+        Image.fromarray(pixels).save(images / f"{key}.jpg", quality=95)
+    if name == "birds":
+        cub = base / "CUB_200_2011"
+        (cub / "images.txt").write_text("".join(f"{i + 1} {k}.jpg\n" for i, k in enumerate(keys)))
+        (cub / "bounding_boxes.txt").write_text("".join(f"{i + 1} 20.0 10.0 20.0 20.0\n" for i in range(count)))
+    return emb, keys
+
+
+@pytest.mark.parametrize("name", ["birds", "flowers"])
+def test_stackgan_layout(tmp_path, name):
+    from gan_lab.data.text_embeddings import StackGANText
+
+    emb, keys = _fake_stackgan(tmp_path, name)
+    data = StackGANText(tmp_path, name=name, image_size=16, load_size=20, captions_per_example=2)
+    assert data.kind == "text" and data.text_dim == 16 and len(data) == 6 and data.num_classes == 3
+    assert data.filenames == keys and data.class_ids == [1, 2, 3]
+    batch = data.batch_at(0, 4, seed=0)
+    assert batch["real"].shape == (4, 3, 16, 16) and batch["text"].shape == (4, 16)
+    assert torch.equal(data.examples(2)["text"], torch.from_numpy(emb[:2, :2].mean(1)))
+    assert all(torch.equal(batch[k], data.batch_at(0, 4, seed=0)[k]) for k in batch)
+    c = data.eval_conditions(3)
+    assert c["attributes"] is None and c["captions"] == [f"{k} #0" for k in keys[:3]]
+    assert torch.equal(c["text"], torch.from_numpy(emb[:3, 0]))
+    with pytest.raises(ConfigError, match="precomputed"):
+        data.embed(["a red bird"])
+    if name == "birds":  # cropped to 1.5x the box around the bird: the bird fills the middle, no black border
+        centre = data.tensors["real"][0, 0, 8:12, 8:12].float()
+        assert centre.min() > 150
+        assert data.tensors["real"][0, 0, 0, 0] < 40  # the corner is background around the box
+
+
+def test_stackgan_missing_files_say_what_to_get(tmp_path):
+    from gan_lab.data.text_embeddings import StackGANText
+    from gan_lab.errors import DataNotFoundError
+
+    with pytest.raises(DataNotFoundError) as err:
+        StackGANText(tmp_path, name="birds")
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(tmp_path / "birds" / "train" / "char-CNN-RNN-embeddings.pickle") in message
+    assert "0B3y_msrWZaXLT1BZdVdycDY5TEE" in message and "CUB-200-2011" in message and "dataset.root" in message

@@ -11,11 +11,14 @@ in StackGAN-Pytorch; ``captions_per_example`` sets it.
 batching; :class:`ShapesText` generates it offline from the synthetic shapes of ``gan_lab.data.shapes``:
 every image gets one caption per template, built from the parameters the image was rendered from
 (shape, colour word from the hue, size word from the radius, position words from the centre), and
-encoded by the ``oracle`` encoder (the caption's attributes, one-hot, through a fixed random projection).
+encoded by the ``trained`` encoder (``gan_lab.data.text_encoder``: the lab's joint image-text embedding)
+or the ``oracle`` (the caption's attributes, one-hot, through a fixed random projection). StackGAN's birds
+and flowers with their char-CNN-RNN embeddings are in ``gan_lab.data.text_embeddings``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
@@ -155,6 +158,13 @@ def parse_attributes(tokens: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def caption_digest() -> str:
+    """Changes whenever what a caption says of an image can (templates, words, hue bins, positions), so a
+    network cached for the old captions (the trained encoder, the attribute classifier) is not reused."""
+    rules = (TRAIN_TEMPLATES, HELDOUT_TEMPLATES, VOCABULARY, list(ATTRIBUTES.items()), HUE_EDGES, _POSITION_PHRASES)
+    return hashlib.sha256(repr(rules).encode()).hexdigest()[:16]
+
+
 def captioned_shapes(count: int, num_classes: int, seed: int, scale: tuple[float, float], max_tilt: float,
                      image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 images (count, 3, size, size), attributes (count, 4)) of the shapes of ``seed``."""
@@ -181,10 +191,7 @@ class OracleEncoder:
     through a fixed random projection to ``dim``: what a perfect text encoder could give, with no training.
     Every paraphrase of one set of attributes gets the same embedding."""
 
-    name = "oracle"
-
     def __init__(self, dim: int, seed: int = 0):
-        self.dim = dim
         widths = [len(v) for v in ATTRIBUTES.values()]
         self.offsets = torch.tensor([0, *widths[:-1]]).cumsum(0)
         gen = torch.Generator().manual_seed(seed)
@@ -234,11 +241,15 @@ class CaptionedImages(TensorDataset):
         else:  # distinct captions per image: the first m of a random permutation
             pick = torch.rand(count, per_image, generator=augment).argsort(1)[:, :self.captions_per_example]
         pick = pick.to(self.device)[..., None].expand(-1, -1, self.text_dim)
-        out = {"real": self.tensors["real"].index_select(0, index).float().div_(127.5).sub_(1.0),
-               "text": embeddings.gather(1, pick).mean(1)}
+        out = {"real": self._images(index, augment), "text": embeddings.gather(1, pick).mean(1)}
         if "label" in self.tensors:
             out["label"] = self.tensors["label"].index_select(0, index)
         return out
+
+    def _images(self, index: torch.Tensor, augment: torch.Generator | None) -> torch.Tensor:
+        """The images of ``index`` in [-1, 1]; a source with image augmentation draws it from ``augment``
+        (after the captions)."""
+        return self.tensors["real"].index_select(0, index).float().div_(127.5).sub_(1.0)
 
     def embed(self, sentences: list[str]) -> torch.Tensor:
         """(n, D) embeddings of new sentences (``gan-lab sample text=...``)."""

@@ -5,8 +5,8 @@ use Reed, Akata, Lee and Schiele 2016, "Learning Deep Representations of Fine-Gr
 (CVPR, arXiv 1605.05395): a text encoder phi and an image encoder theta trained jointly so that the
 compatibility ``F(v, t) = theta(v)^T phi(t)`` of an image with a matching caption exceeds its compatibility
 with the captions of other classes, and symmetrically for a caption against other images (the "deep
-symmetric structured joint embedding", §3 of the paper, as recalled, not verified against the paper).
-This module trains one of those for the synthetic shapes in a few CPU minutes:
+symmetric structured joint embedding"; the paper as recalled, not re-read: the loss below is checked against
+the reference code). This module trains one of those for the synthetic shapes in a few CPU minutes:
 
 - text: word embedding (``word_dim``) -> bidirectional GRU (``hidden`` per direction) -> mean over the
   caption's words -> Linear -> ``text_dim`` (Reed et al. use a char-CNN-RNN; words suffice for a closed
@@ -28,7 +28,6 @@ the same attributes).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +38,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from gan_lab.data.base import TensorDataset, resize_images
-from gan_lab.data.text import (COMBINATIONS, HELDOUT_SEED_OFFSET, HELDOUT_TEMPLATES, TRAIN_TEMPLATES, VOCABULARY,
-                               caption_table, captioned_shapes, combination_index, heldout_captions, tokenize)
+from gan_lab.data.text import (HELDOUT_SEED_OFFSET, TRAIN_TEMPLATES, VOCABULARY, caption_digest, caption_table,
+                               captioned_shapes, combination_index, heldout_captions, tokenize)
 from gan_lab.errors import ConfigError
 from gan_lab.metrics import cache
 from gan_lab.metrics.classifier import Classifier, fit, one_cpu_thread
@@ -163,12 +162,6 @@ def check_settings(settings: dict) -> None:
             raise ConfigError(f"dataset.text_encoder.{key} must be an integer >= {low}, got {value!r}")
 
 
-def templates_digest() -> str:
-    """Changes whenever the caption templates or the vocabulary do (a cached encoder then no longer fits)."""
-    text = "\n".join([*TRAIN_TEMPLATES, "--", *HELDOUT_TEMPLATES, "--", *VOCABULARY])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 @dataclass
 class CachedEncoder:
     net: JointEmbedding
@@ -191,7 +184,7 @@ class EncoderSpec:
 
     def key(self) -> dict:
         data = {"num_classes": self.num_classes, "seed": self.seed,
-                "scale": list(self.scale), "max_tilt": float(self.max_tilt), "templates": templates_digest()}
+                "scale": list(self.scale), "max_tilt": float(self.max_tilt), "captions": caption_digest()}
         return {"data": data, "text_dim": self.text_dim, "train": {k: self.settings[k] for k in SETTINGS}}
 
 
@@ -217,31 +210,22 @@ def load_or_train(spec: EncoderSpec, cache_dir, device: torch.device, force: boo
     """The encoder of ``spec``: from the cache in ``cache_dir``, else trained (with a log line), scored and
     cached."""
     check_settings(spec.settings)
-    key = spec.key()
-    path = cache.path_for(cache_dir, key)
 
-    def restore(entry: dict) -> CachedEncoder:
-        net = JointEmbedding(**entry["arch"])
-        net.load_state_dict(entry["state"])
-        return CachedEncoder(net.to(device).eval(), path, entry["retrieval"], trained=False)
+    def train_now() -> tuple[JointEmbedding, dict]:
+        log.info("training the shapes_text encoder (%d steps)", spec.settings["steps"])
+        net = _train(spec, device)
+        scores = heldout_retrieval(net, spec)
+        log.info("text encoder: held-out caption->image retrieval among %d images: top-1 %.3f, top-5 %.3f",
+                 POOL, scores["top1"], scores["top5"])
+        return net, {"retrieval": scores}
 
-    cached = None if force else cache.read(path, key, restore)
-    if cached is not None:
-        log.info("text encoder from the cache %s", path)
-        return cached
-    log.info("training the shapes_text encoder (%d steps; cached in %s)", spec.settings["steps"], path.parent)
-    net = _train(spec, device)
-    result = CachedEncoder(net, path, heldout_retrieval(net, spec), trained=True)
-    log.info("text encoder: held-out caption->image retrieval among %d images: top-1 %.3f, top-5 %.3f",
-             POOL, result.retrieval["top1"], result.retrieval["top5"])
-    cache.write(path, key, {"arch": net.arch, "state": net.state_dict(), "retrieval": result.retrieval})
-    return result
+    net, info, path, trained = cache.load_or_train(cache_dir, spec.key(), JointEmbedding, train_now, "text encoder",
+                                                   device, force)
+    return CachedEncoder(net, path, info["retrieval"], trained)
 
 
 class TrainedEncoder:
     """``dataset.encoder=trained``: captions through the text branch of the cached joint embedding."""
-
-    name = "trained"
 
     def __init__(self, net: JointEmbedding):
         self.net = net

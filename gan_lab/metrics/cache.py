@@ -1,5 +1,6 @@
 """Networks gan-lab trains for itself (the eval classifier, the text encoder and attribute classifier of
-``shapes_text``), cached on disk as ``<cache_dir>/<digest>.pt`` keyed on what they were trained for.
+``shapes_text``), cached on disk as ``<cache_dir>/<digest>.pt`` keyed on what they were trained for
+(:func:`load_or_train`).
 
 The file stores its own key; a file that is unreadable, holds another key or does not rebuild is ignored
 (with a warning) and trained again, never trusted.
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
+from torch import nn
 
 from gan_lab.engine import checkpoint
 
@@ -48,3 +50,24 @@ def read(path: Path, key: dict, restore: Callable[[dict], T]) -> T | None:
 def write(path: Path, key: dict, entry: dict) -> None:
     """Store ``entry`` (tensors, plain containers) with its key, atomically."""
     checkpoint.save({"key": key, **entry}, path)
+
+
+def load_or_train(cache_dir, key: dict, network: Callable[..., nn.Module], train: Callable[[], tuple[nn.Module, dict]],
+                  what: str, device: torch.device, force: bool = False) -> tuple[nn.Module, dict, Path, bool]:
+    """(net, info, cache file, trained now) of ``key``: from the cache (``network(**arch)`` with the stored
+    weights, in eval mode on ``device``), else ``train()`` -> (net with an ``arch`` dict, info: what to store
+    beside it, e.g. its accuracy), cached. ``force``: train even when the cache holds it."""
+    path = path_for(cache_dir, key)
+
+    def restore(entry: dict) -> tuple[nn.Module, dict]:
+        net = network(**entry["arch"])
+        net.load_state_dict(entry["state"])
+        return net.to(device).eval(), {k: v for k, v in entry.items() if k not in ("key", "arch", "state")}
+
+    cached = None if force else read(path, key, restore)
+    if cached is not None:
+        log.info("%s from the cache %s", what, path)
+        return *cached, path, False
+    net, info = train()
+    write(path, key, {"arch": net.arch, "state": net.state_dict(), **info})
+    return net, info, path, True

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from gan_lab.data.base import TensorDataset, check_int
-from gan_lab.data.text import (ATTRIBUTE_NAMES, ATTRIBUTES, COLOURS, HELDOUT_SEED_OFFSET, HUE_EDGES, SIZES,
-                               ShapesText, captioned_shapes, combination_index)
+from gan_lab.data.text import (ATTRIBUTE_NAMES, ATTRIBUTES, HELDOUT_SEED_OFFSET, ShapesText, caption_digest,
+                               captioned_shapes, combination_index)
 from gan_lab.metrics import cache
 from gan_lab.metrics.classifier import Classifier, check_settings, fit
 from gan_lab.metrics.evaluate import Evaluation, Metric, to_uint8
@@ -38,12 +37,6 @@ POOL = 100  # captions each generated image is scored against (fewer when the se
 SETTINGS = ("count", "steps", "batch_size", "lr", "width", "seed")
 _HEADS = [len(v) for v in ATTRIBUTES.values()]
 _HELDOUT = 1000  # held-out real images the classifier's own accuracy is measured on
-
-
-def attributes_digest() -> str:
-    """Changes whenever what the attributes mean does (their words, the hue bins)."""
-    text = repr((list(ATTRIBUTES.items()), HUE_EDGES, COLOURS, SIZES))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def attribute_loss(net: Classifier, batch: dict) -> torch.Tensor:
@@ -81,30 +74,24 @@ def load_or_train(data: ShapesText, settings, device: torch.device, force: bool 
     images (seed + 2**31) and cached."""
     shapes = (len(data.class_names), data.seed, data.scale, float(data.max_tilt), data.image_size)
     key = {"data": {"num_classes": shapes[0], "seed": shapes[1], "scale": list(shapes[2]), "max_tilt": shapes[3],
-                    "image_size": shapes[4], "attributes": attributes_digest()},
+                    "image_size": shapes[4], "captions": caption_digest()},
            "train": {k: settings[k] for k in SETTINGS}}
-    path = cache.path_for(settings.cache_dir, key)
 
-    def restore(entry: dict) -> CachedAttributeClassifier:
-        net = Classifier(**entry["arch"])
-        net.load_state_dict(entry["state"])
-        return CachedAttributeClassifier(net.to(device).eval(), path, entry["accuracy"], trained=False)
+    def train_now() -> tuple[Classifier, dict]:
+        log.info("training the shapes_text attribute classifier (%d steps)", settings.steps)
+        images, attributes = captioned_shapes(settings.count, *shapes)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            net = Classifier(3, sum(_HEADS), settings.width)
+        train_set = TensorDataset({"real": images, "attributes": attributes}).to(device)
+        net = fit(net, train_set, attribute_loss, settings, device, "attribute classifier")
+        held_images, held_attributes = captioned_shapes(_HELDOUT, shapes[0], shapes[1] + HELDOUT_SEED_OFFSET,
+                                                        *shapes[2:])
+        return net, {"accuracy": attribute_accuracy(net, held_images, held_attributes)}
 
-    cached = None if force else cache.read(path, key, restore)
-    if cached is not None:
-        log.info("attribute classifier from the cache %s", path)
-        return cached
-    log.info("training the shapes_text attribute classifier (%d steps; cached in %s)", settings.steps, path.parent)
-    images, attributes = captioned_shapes(settings.count, *shapes)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        net = Classifier(3, sum(_HEADS), settings.width)
-    train_set = TensorDataset({"real": images, "attributes": attributes}).to(device)
-    net = fit(net, train_set, attribute_loss, settings, device, "attribute classifier")
-    held_images, held_attributes = captioned_shapes(_HELDOUT, shapes[0], shapes[1] + HELDOUT_SEED_OFFSET, *shapes[2:])
-    result = CachedAttributeClassifier(net, path, attribute_accuracy(net, held_images, held_attributes), trained=True)
-    cache.write(path, key, {"arch": net.arch, "state": net.state_dict(), "accuracy": result.accuracy})
-    return result
+    net, info, path, trained = cache.load_or_train(settings.cache_dir, key, Classifier, train_now,
+                                                   "attribute classifier", device, force)
+    return CachedAttributeClassifier(net, path, info["accuracy"], trained)
 
 
 class _Settings(dict):

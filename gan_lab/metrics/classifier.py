@@ -126,8 +126,8 @@ def check_settings(settings, where: str) -> None:
 
 # -- data --
 
-_WANTED = ("dataset: the classifier needs labelled images (shapes, mnist, fashion_mnist, cifar10, or an "
-           "image_folder with class sub-folders)")
+_WANTED = ("dataset: the classifier needs labelled images (shapes, shapes_text, mnist, fashion_mnist, cifar10, "
+           "or an image_folder with class sub-folders)")
 
 
 def check_labelled_images(dataset: dict) -> None:
@@ -137,8 +137,10 @@ def check_labelled_images(dataset: dict) -> None:
         kind = get_class(target).kind
     except Exception:  # no or a wrong _target_ (ImportError, AttributeError, ValueError)
         raise ConfigError(f"dataset._target_={target!r} does not name a gan-lab dataset class") from None
-    if kind != "image":
+    if kind not in ("image", "text"):
         raise ConfigError(f"{_WANTED}; {target} provides {kind} data")
+    if kind == "text" and "split" in dataset:  # CUB, Oxford-102: the test split holds other classes
+        raise ConfigError(f"{_WANTED}; {target}'s splits have disjoint classes")
 
 
 def _instantiate(dataset: dict, split: str | None) -> TensorDataset:
@@ -242,34 +244,20 @@ def cache_key(dataset: dict, settings) -> dict:
             "train": {k: settings[k] for k in SETTINGS}}
 
 
-def _load(path: Path, key: dict, device: torch.device) -> CachedClassifier | None:
-    """The cached classifier at ``path`` if the file is readable and holds ``key``, else None."""
-    def restore(cached: dict) -> CachedClassifier:
-        net = Classifier(**cached["arch"])
-        net.load_state_dict(cached["state"])
-        return CachedClassifier(net.to(device).eval(), path, cached["accuracy"], cached["evaluated_on"],
-                                cached["class_names"], trained=False)
-
-    return cache.read(path, key, restore)
-
-
 def load_or_train(dataset: dict, settings, device: torch.device, force: bool = False) -> CachedClassifier:
     """The classifier of a resolved dataset config node: from the cache, else trained, evaluated and cached."""
     check_labelled_images(dataset)
-    key = cache_key(dataset, settings)
-    path = cache.path_for(settings.cache_dir, key)
-    cached = None if force else _load(path, key, device)
-    if cached is not None:
-        log.info("classifier from the cache %s", path)
-        return cached
-    log.info("training the classifier of %s (%d steps)", dataset.get("_target_"), settings.steps)
-    train_set, test_set, evaluated_on = labelled_splits(dataset)
-    net = train(train_set, settings, device)
-    result = CachedClassifier(net, path, accuracy(net, test_set), evaluated_on,
-                              _class_names(train_set, net.arch["num_classes"]), trained=True)
-    cache.write(path, key, {"arch": net.arch, "state": net.state_dict(), "accuracy": result.accuracy,
-                            "evaluated_on": evaluated_on, "class_names": result.class_names})
-    return result
+
+    def train_now() -> tuple[Classifier, dict]:
+        log.info("training the classifier of %s (%d steps)", dataset.get("_target_"), settings.steps)
+        train_set, test_set, evaluated_on = labelled_splits(dataset)
+        net = train(train_set, settings, device)
+        return net, {"accuracy": accuracy(net, test_set), "evaluated_on": evaluated_on,
+                     "class_names": _class_names(train_set, net.arch["num_classes"])}
+
+    net, info, path, trained = cache.load_or_train(settings.cache_dir, cache_key(dataset, settings), Classifier,
+                                                   train_now, "classifier", device, force)
+    return CachedClassifier(net, path, info["accuracy"], info["evaluated_on"], info["class_names"], trained)
 
 
 # -- as the feature network of `gan-lab eval` --
