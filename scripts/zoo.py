@@ -31,8 +31,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from gan_lab.engine import checkpoint
-from zoo_scores import (HELDOUT_CAPTIONS, TEST_PAIRS, black, real_captioned, supervised,  # scripts/zoo_scores.py
-                        untranslated, upsampled_stage1)
+from zoo_scores import (HELDOUT_CAPTIONS, TEST_PAIRS, black, most_frequent_guess, real_captioned,  # scripts/zoo_scores.py
+                        supervised, untranslated, upsampled_stage1)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -209,7 +209,8 @@ SUITES = {
             "caption's shape / colour / size / position, and their mean; *caption retrieval top-1*: the share "
             "of samples whose best caption among 100 under the joint embedding asks for their own caption's "
             "attributes. *real images* rows: the held-out real images of those captions at 32 and 64 px, the "
-            "ceiling of each side. The Stage-I row is scored on its 16 px samples enlarged bilinearly to 64 px "
+            "ceiling of each side; *most frequent value*: the floor, a constant guess of each attribute's most frequent "
+            "held-out value (a row at that value on an attribute shows no sign of following the caption there). The Stage-I row is scored on its 16 px samples enlarged bilinearly to 64 px "
             "(the classifier reads 64 px images), the baseline Stage II should beat. The papers report Inception "
             "scores on CUB/Oxford-102/COCO (StackGAN Table 1, as recalled and not verified against the PDF: "
             "CUB 3.70 for StackGAN against 2.88 for GAN-INT-CLS), which need those datasets and the authors' "
@@ -219,6 +220,7 @@ SUITES = {
             "column (Stage II: each Stage-I row enlarged above its Stage-II row)."),
         common=[],  # the model configs' own batch (32)
         rows={
+            "most frequent value (constant guess)": Row(None, score=most_frequent_guess),
             "real images (32 px)": Row(None, score=real_captioned(32)),
             "gan_int_cls (32 px)": ["model=gan_int_cls", "train.steps=600"],
             "gan_int_cls, cls_weight=0, no interp (plain conditional GAN)": [
@@ -226,7 +228,7 @@ SUITES = {
             "real images (64 px)": Row(None, score=real_captioned(64)),
             "stackgan Stage I (16 px, enlarged)": Row(["model=stackgan", "train.steps=600"], score=upsampled_stage1),
             "stackgan Stage II (64 px)": ["model=stackgan", "model.stage=2", "model.stage1=@stackgan Stage I (16 px, enlarged)",
-                                          "train.steps=300"],
+                                          "train.steps=600"],
         },
         eval=["eval.metrics=[caption_accuracy,caption_retrieval]", f"eval.num_samples={HELDOUT_CAPTIONS}"],
         metrics=[f"caption accuracy {a}" for a in ("shape", "colour", "size", "position", "mean")]

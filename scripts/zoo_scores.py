@@ -102,3 +102,15 @@ def upsampled_stage1(run_dir: Path) -> dict:
     size = data.image_size
     images = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False).clamp(-1, 1)
     return _caption_scores(data, images, conditions["text"], conditions["attributes"])
+
+
+def most_frequent_guess(_: None) -> dict:
+    """a constant guess of each attribute's most frequent value among the held-out captions (the floor of
+    caption accuracy: a generator whose every sample reads as the same shape, colour, size and position)."""
+    data = instantiate(OmegaConf.merge(OmegaConf.load(SHAPES_TEXT), {"encoder": "oracle"}))
+    from gan_lab.data.text import ATTRIBUTE_NAMES
+
+    attributes = data.eval_conditions(HELDOUT_CAPTIONS)["attributes"].cpu()
+    shares = [float(torch.bincount(column).max()) / len(column) for column in attributes.T]
+    return {**{f"caption accuracy {name}": s for name, s in zip(ATTRIBUTE_NAMES, shares)},
+            "caption accuracy mean": sum(shares) / len(shares)}
