@@ -15,7 +15,7 @@ from gan_lab.engine import checkpoint
 from gan_lab.engine.restore import restore
 from gan_lab.errors import ConfigError
 from gan_lab.losses.adversarial import NonSaturating
-from gan_lab.models.gan_int_cls import GanIntClsTask, Generator, midpoints
+from gan_lab.models.gan_int_cls import GanIntClsTask, midpoints
 from gan_lab.models.stackgan import StageIIGenerator
 from gan_lab.models.text import ConditioningAugmentation, kl_to_standard_normal, matching_d_loss, mismatch_index
 from gan_lab.train import run, setup
