@@ -1,5 +1,5 @@
-"""``gan-lab sample``: sample grids, latent interpolations, latent-code traversals and folder
-translation from a checkpoint."""
+"""``gan-lab sample``: sample grids, latent interpolations, latent-code traversals, folder translation and
+images from sentences (text-to-image models) from a checkpoint."""
 
 from __future__ import annotations
 
@@ -53,6 +53,28 @@ def traversal(run: Restored, code: str, n: int, steps: int, span: list[float]) -
 
 
 @torch.no_grad()
+def from_text(run: Restored, sentences: list[str], n: int, interpolate: bool, steps: int) -> Grid:
+    """A text-to-image model's samples for ``sentences``: ``n`` per sentence, one row each; with
+    ``interpolate``, rows of ``steps`` samples whose caption embedding moves from the first sentence to the
+    second (Reed et al. 2016, §5.4), the noise fixed per row, ``max(1, n // steps)`` rows."""
+    if "text" not in type(run.task).data_kinds:
+        raise ConfigError(f"text= is for text-to-image models (model=gan_int_cls, model=stackgan); this checkpoint "
+                          f"is {type(run.task).__name__}")
+    if not sentences or not all(isinstance(s, str) and s.strip() for s in sentences):
+        raise ConfigError(f"text= must be a sentence or a list of sentences, got {sentences!r}")
+    data = instantiate(run.config.dataset)
+    embeddings = data.embed(sentences).to(run.task.device)
+    if interpolate:
+        if len(sentences) != 2:
+            raise ConfigError(f"interpolate=true with text= walks between two sentences: text=[first,second], "
+                              f"got {len(sentences)}")
+        given = run.task.text_interpolation(embeddings[0], embeddings[1], max(1, n // steps), steps)
+        return Grid(run.task.sample(len(given["text"]), run.generator, **given)["samples"], steps)
+    text = embeddings.repeat_interleave(n, 0)
+    return Grid(run.task.sample(len(text), run.generator, text=text)["samples"], n)
+
+
+@torch.no_grad()
 def translate(run: Restored, input_dir: Path, output_dir: Path, direction: str, batch_size: int = 16) -> int:
     """Translate every image of ``input_dir`` with an image-to-image model (a translator: in
     ``direction``); returns the count. Images are center-cropped and resized to the dataset's size, except
@@ -93,6 +115,17 @@ def main(cfg: DictConfig) -> None:
             count = translate(run, Path(cfg.input_dir).expanduser(), Path(cfg.output_dir).expanduser(),
                               str(cfg.direction))
             log.info("translated %d images into %s", count, cfg.output_dir)
+            return
+        if cfg.text is not None:
+            sentences = list(cfg.text) if OmegaConf.is_list(cfg.text) else [str(cfg.text)]
+            with inference(run.task, run.generator):
+                visual = from_text(run, sentences, cfg.n, cfg.interpolate, cfg.steps)
+            out = Path(cfg.out or run.path.parent.parent / "samples" /
+                       f"{'text-interp' if cfg.interpolate else 'text'}-{run.step:07d}-seed{cfg.seed}.png")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            save_image(visual.images.float() * 0.5 + 0.5, out, nrow=visual.nrow, pad_value=1.0)
+            log.info("wrote %s (%d images for %d sentence(s), step %d)", out, len(visual.images), len(sentences),
+                     run.step)
             return
         if cfg.interpolate and cfg.traverse:
             raise ConfigError("interpolate=true and traverse= each write their own grid: choose one")

@@ -7,6 +7,7 @@ each with ``gan-lab eval``, print a table, and write the table and the last samp
     python scripts/zoo.py translation           # shapes outline <-> filled: paired L1/PSNR/SSIM, cycle L1
     python scripts/zoo.py summer2winter         # CycleGAN on summer2winter_yosemite: cycle L1 and grids
     python scripts/zoo.py sr                    # 4x super-resolution: SRResNet, SRGAN vs bicubic, PSNR-Y / SSIM-Y
+    python scripts/zoo.py text                  # shapes_text: GAN-INT-CLS vs StackGAN, caption accuracy/retrieval
     python scripts/zoo.py toy2d --steps 200 --only nonsaturating,wgan_gp --out /tmp/zoo --doc /tmp/results.md
 
 Every run goes through the ``gan-lab`` command exactly as a user would type it; the command of each
@@ -31,7 +32,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from gan_lab.engine import checkpoint
-from zoo_scores import SET14_X4, TEST_PAIRS, black, paper, supervised, untranslated  # scripts/zoo_scores.py
+from zoo_scores import (HELDOUT_CAPTIONS, SET14_X4, TEST_PAIRS, black, most_frequent_guess, paper,  # scripts/zoo_scores.py
+                        real_captioned, supervised, untranslated, upsampled_stage1)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,6 +43,7 @@ class Row:
     """A row with more than training overrides (a plain list of overrides is ``Row(overrides)``)."""
     train: list[str] | None  # its overrides of `gan-lab train`; None: nothing is trained (a baseline)
     score: Callable[[Path | None], dict] | None = None  # values computed here from the run directory
+    # An override "key=@<row>" names another row's run directory (StackGAN Stage II on the Stage-I row's run).
     note: str = ""  # a line under the table, formatted with the row's values
 
 
@@ -202,8 +205,7 @@ SUITES = {
             "2017, §3.2). `model=srresnet`: the SRResNet generator (B = 8 residual blocks, 64 channels) on the MSE "
             "content loss, 500 steps of batch 16; `model=srgan`: SRGAN-MSE (content MSE + 1e-3 x non-saturating "
             "adversarial loss, the paper's discriminator), started from that SRResNet run's generator "
-            "(`model.init`, the paper's initialisation; `{runs}` in the commands is the suite's run folder, "
-            "`outputs/zoo/sr`) and trained 200 more steps; *SRResNet, 200 more steps*: the same "
+            "(`model.init`, the paper's initialisation) and trained 200 more steps; *SRResNet, 200 more steps*: the same "
             "200 steps without the adversary (also from that run; so SRGAN-MSE is compared at equal generator steps). "
             "Adam lr 1e-4, beta1 0.9 (fresh moments in the continued runs); seed 0, "
             "one run per row. Scores (`gan-lab eval eval.metrics=[psnr_y,ssim_y] eval.num_samples=1000`): PSNR (dB) "
@@ -219,23 +221,65 @@ SUITES = {
         common=[],
         rows={
             "shapes: SRResNet": ["model=srresnet"],
-            "shapes: SRResNet, 200 more steps": ["model=srresnet", "model.init={runs}/shapes__SRResNet-default",
+            "shapes: SRResNet, 200 more steps": ["model=srresnet", "model.init=@shapes: SRResNet",
                                                  "train.steps=200"],
-            "shapes: SRGAN-MSE": ["model=srgan", "model.pretrain_steps=0", "model.init={runs}/shapes__SRResNet-default",
+            "shapes: SRGAN-MSE": ["model=srgan", "model.pretrain_steps=0", "model.init=@shapes: SRResNet",
                                   "train.steps=200"],
             "cifar10: SRResNet": ["model=srresnet", "dataset=sr_cifar10", "dataset@dataset.base=cifar10_partial"],
             "cifar10: SRResNet, 200 more steps": ["model=srresnet", "dataset=sr_cifar10",
                                                   "dataset@dataset.base=cifar10_partial",
-                                                  "model.init={runs}/cifar10__SRResNet-default", "train.steps=200"],
+                                                  "model.init=@cifar10: SRResNet", "train.steps=200"],
             "cifar10: SRGAN-MSE": ["model=srgan", "dataset=sr_cifar10", "dataset@dataset.base=cifar10_partial",
                                    "model.pretrain_steps=0",
-                                   "model.init={runs}/cifar10__SRResNet-default", "train.steps=200"],
+                                   "model.init=@cifar10: SRResNet", "train.steps=200"],
             **{f"paper, Set14: {name}": Row(None, score=paper(name, values)) for name, values in SET14_X4.items()},
         },
         eval=["eval.metrics=[psnr_y,ssim_y]", "eval.num_samples=1000"],
         metrics=["PSNR-Y", "SSIM-Y", "bicubic PSNR-Y", "bicubic SSIM-Y"],
         steps=None,
         env={**DATA, **ONE_THREAD},
+    ),
+    "text": Suite(
+        title="Text to image on shapes_text: GAN-INT-CLS and StackGAN",
+        about=(
+            "`dataset=shapes_text` (coloured shapes with generated captions such as \"a small red circle on the "
+            "left\"; caption embeddings from the lab's trained joint image-text encoder, the mean of 4 per image) "
+            "and each model's config: GAN-INT-CLS (Reed et al. 2016: GAN-CLS + GAN-INT, 32 px), StackGAN (Zhang "
+            "et al. 2017: Stage I at 16 px on the 64 px images downsampled, then Stage II at 64 px on that Stage "
+            "I, frozen). Seed 0, one run per row, batch 32 (the papers: 64), a short CPU budget (*steps x "
+            "batch*): these are short runs, not converged models. Scored on the first "
+            f"{HELDOUT_CAPTIONS} held-out captions (held-out word orders, held-out images; `gan-lab eval "
+            f"eval.num_samples={HELDOUT_CAPTIONS}`): *caption accuracy*: the share of samples in which the "
+            "shapes_text attribute classifier (trained on real images of the row's side, cached) reads the "
+            "caption's shape / colour / size / position, and their mean; *caption retrieval top-1*: the share "
+            "of samples whose best caption among 100 under the joint embedding asks for their own caption's "
+            "attributes. *real images* rows: the held-out real images of those captions at 32 and 64 px, the "
+            "ceiling of each side; *most frequent value*: the floor, a constant guess of each attribute's most frequent "
+            "held-out value (a row at that value on an attribute shows no sign of following the caption there). The Stage-I row is scored on its 16 px samples enlarged bilinearly to 64 px "
+            "(the classifier reads 64 px images), the baseline Stage II should beat. The papers report Inception "
+            "scores on CUB/Oxford-102/COCO (StackGAN Table 1, as recalled and not verified against the PDF: "
+            "CUB 3.70 for StackGAN against 2.88 for GAN-INT-CLS), which need those datasets and the authors' "
+            "fine-tuned Inception networks, neither available offline here: no number below is comparable to "
+            "them. *train s*: one thread (`OMP_NUM_THREADS=1`) of a shared 2-core CPU (other jobs ran beside "
+            "every row). Samples: the last grids, one caption of the training set per row and one noise per "
+            "column (Stage II: each Stage-I row enlarged above its Stage-II row)."),
+        common=[],  # the model configs' own batch (32)
+        rows={
+            "most frequent value (constant guess)": Row(None, score=most_frequent_guess),
+            "real images (32 px)": Row(None, score=real_captioned(32)),
+            "gan_int_cls (32 px)": ["model=gan_int_cls", "train.steps=600"],
+            "gan_int_cls, cls_weight=0, no interp (plain conditional GAN)": [
+                "model=gan_int_cls", "model.cls_weight=0", "model.interp=false", "train.steps=600"],
+            "real images (64 px)": Row(None, score=real_captioned(64)),
+            "stackgan Stage I (16 px, enlarged)": Row(["model=stackgan", "train.steps=600"], score=upsampled_stage1),
+            "stackgan Stage II (64 px)": ["model=stackgan", "model.stage=2", "model.stage1=@stackgan Stage I (16 px, enlarged)",
+                                          "train.steps=600"],
+        },
+        eval=["eval.metrics=[caption_accuracy,caption_retrieval]", f"eval.num_samples={HELDOUT_CAPTIONS}"],
+        metrics=[f"caption accuracy {a}" for a in ("shape", "colour", "size", "position", "mean")]
+        + ["caption retrieval top-1"],
+        steps=None,
+        env=ONE_THREAD,
     ),
 }
 
@@ -247,14 +291,14 @@ def gan_lab(args: list[str], env: dict[str, str]) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
-def run_row(suite: Suite, row: Row, run_dir: Path, steps: int | None) -> dict:
+def run_row(suite: Suite, row: Row, run_dir: Path, steps: int | None, dirs: dict[str, Path]) -> dict:
     """Train (unless ``run_dir`` already holds the finished run), evaluate; returns the eval report's values
-    and the row's own scores (a row that trains nothing has only those)."""
+    and the row's own scores (a row that trains nothing has only those). ``dirs``: the run directory of each
+    row, for overrides ``key=@<row>``."""
     if row.train is None:
         return {"command": f"no training; {row.score.__doc__}", **row.score(None)}
     budget = [f"train.steps={steps}"] if steps else []  # none: the model config's own
-    # {runs}: the suite's run folder (a row that starts from another row's run)
-    own = [o.replace("{runs}", str(run_dir.parent)) for o in row.train]
+    own = [f"{o.split('=@', 1)[0]}={dirs[o.split('=@', 1)[1]]}" if "=@" in o else o for o in row.train]
     train = [*suite.common, *own, *budget, "seed=0", "train.progress=plain", "train.sample_every=${train.steps}",
              "train.ckpt_every=${train.steps}", f"hydra.run.dir={run_dir}"]
     if not (run_dir / "checkpoints" / "last.pt").exists():
@@ -262,7 +306,8 @@ def run_row(suite: Suite, row: Row, run_dir: Path, steps: int | None) -> dict:
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
     gan_lab(["eval", f"ckpt={run_dir}", *suite.eval], suite.env)
     report = json.loads(max((run_dir / "eval").glob("*.json")).read_text())
-    values = {"command": f"`{shlex.join(['gan-lab', 'train', *suite.common, *row.train, *budget])}`",
+    shown = [o.replace("=@", "=<run of ") + ">" if "=@" in o else o for o in row.train]
+    values = {"command": f"`{shlex.join(['gan-lab', 'train', *suite.common, *shown, *budget])}`",
               "train s": f"{state['elapsed']:.0f}",  # training time, all sessions
               "steps × batch": f"{state['step']} × {state['config']['train']['batch_size']}",
               **report["metrics"], **(row.score(run_dir) if row.score else {})}
@@ -338,13 +383,14 @@ def main() -> None:
     for column in ("row", *columns(suite)):
         table.add_column(column)
     results = {}
+    dirs = {row: args.out / args.suite / f"{slug(row)}-{steps or 'default'}" for row in suite.rows}
     for row, spec in rows.items():
         spec = spec if isinstance(spec, Row) else Row(spec)
-        run_dir = args.out / args.suite / f"{slug(row)}-{steps or 'default'}"
+        run_dir = dirs[row]
         overrides = "(no training)" if spec.train is None else " ".join(spec.train)
         console.print(f"[bold]{escape(row)}[/]: {escape(overrides)}")
         try:
-            results[row] = run_row(suite, spec, run_dir, steps)
+            results[row] = run_row(suite, spec, run_dir, steps, dirs)
         except RuntimeError as err:
             console.print(f"[red]{escape(row)} failed[/]: {escape(str(err))}")
             sys.exit(1)

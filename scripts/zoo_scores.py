@@ -71,3 +71,61 @@ def paper(name: str, values: tuple[float, float]) -> Callable[[None], dict]:
     score.__doc__ = (f"{name} in Ledig et al. 2017, Table 2 (Set14, 4x; as recalled in the spec, not verified; "
                      f"other data, networks and budget)")
     return score
+
+
+# -- text-to-image (suite "text"): shapes_text caption accuracy and retrieval outside `gan-lab eval` --
+
+SHAPES_TEXT = Path(__file__).resolve().parents[1] / "configs" / "dataset" / "shapes_text.yaml"
+EVAL_DEFAULT = Path(__file__).resolve().parents[1] / "configs" / "eval" / "default.yaml"
+HELDOUT_CAPTIONS = 1000  # of shapes_text's 1024 held-out captions; `gan-lab eval eval.num_samples` in the suite
+
+
+def _caption_scores(data, images: torch.Tensor, text: torch.Tensor, attributes: torch.Tensor) -> dict:
+    """caption_accuracy and caption_retrieval's values for [-1, 1] ``images`` drawn for ``text``, computed with
+    the functions and cached networks of `gan-lab eval` (gan_lab/metrics/captions.py)."""
+    from gan_lab.metrics.captions import attribute_accuracy, image_to_caption_top1, load_or_train
+    from gan_lab.metrics.evaluate import to_uint8
+
+    metric = instantiate(OmegaConf.load(EVAL_DEFAULT).available.caption_accuracy)
+    clf = load_or_train(data, metric.settings, torch.device("cpu"))
+    uint8 = to_uint8(images)
+    values = {f"caption accuracy {k}": v for k, v in attribute_accuracy(clf.net, uint8, attributes).items()}
+    embedded = data.text_encoder.net.embed_images(uint8)
+    values["caption retrieval top-1"] = image_to_caption_top1(embedded, text.cpu(), attributes)
+    return values
+
+
+def real_captioned(image_size: int):
+    """The score of the held-out real images at ``image_size`` px (the ceiling of the generated rows)."""
+    def score(_: None) -> dict:
+        data = instantiate(OmegaConf.merge(OmegaConf.load(SHAPES_TEXT), {"image_size": image_size}))
+        conditions = data.eval_conditions(HELDOUT_CAPTIONS)
+        return _caption_scores(data, conditions["real"], conditions["text"], conditions["attributes"])
+    score.__doc__ = f"the {HELDOUT_CAPTIONS} held-out real images of shapes_text at {image_size} px, with their captions"
+    return score
+
+
+def upsampled_stage1(run_dir: Path) -> dict:
+    """A StackGAN Stage-I run's samples for the held-out captions, enlarged (bilinear) to the dataset's side, so
+    that the networks trained at that side read them (the baseline Stage II should beat)."""
+    run = restore(run_dir, torch.device("cpu"))
+    data = instantiate(run.config.dataset)
+    conditions = data.eval_conditions(HELDOUT_CAPTIONS)
+    run.task.seed_latent(0)
+    with inference(run.task, run.generator):
+        low = torch.cat([run.task.sample(len(t), run.generator, text=t)["samples"] for t in conditions["text"].split(100)])
+    size = data.image_size
+    images = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False).clamp(-1, 1)
+    return _caption_scores(data, images, conditions["text"], conditions["attributes"])
+
+
+def most_frequent_guess(_: None) -> dict:
+    """a constant guess of each attribute's most frequent value among the held-out captions (the floor of
+    caption accuracy: a generator whose every sample reads as the same shape, colour, size and position)."""
+    data = instantiate(OmegaConf.merge(OmegaConf.load(SHAPES_TEXT), {"encoder": "oracle"}))
+    from gan_lab.data.text import ATTRIBUTE_NAMES
+
+    attributes = data.eval_conditions(HELDOUT_CAPTIONS)["attributes"].cpu()
+    shares = [float(torch.bincount(column).max()) / len(column) for column in attributes.T]
+    return {**{f"caption accuracy {name}": s for name, s in zip(ATTRIBUTE_NAMES, shares)},
+            "caption accuracy mean": sum(shares) / len(shares)}

@@ -103,7 +103,8 @@ def same(a, b) -> bool:
     return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
 
 
-@pytest.mark.parametrize("model", ["dcgan", "pix2pix", "wgan_gp", "cyclegan", "cgan", "infogan", "srresnet"])
+@pytest.mark.parametrize("model", ["dcgan", "pix2pix", "wgan_gp", "cyclegan", "cgan", "infogan", "srresnet",
+                                   "gan_int_cls", "stackgan"])
 def test_stop_and_resume_equals_uninterrupted(tmp_path, model):
     a, _ = stop_and_resume(tmp_path, [*TINY, f"model={model}", "dataset.count=64"])
     # a grid's dataset examples (pix2pix input/target, CycleGAN A/B) are re-read on resume, never stored
@@ -116,6 +117,14 @@ def test_srgan_resumes_exactly_across_its_pretraining_boundary(tmp_path):
                                       "model.generator.blocks=2"], stop=3)
     assert [step for step, _ in _losses(tmp_path / "full")["loss/D"]] == [3, 4, 5, 6]
     assert set(a["models"]) == {"G", "D"}
+
+
+def test_stackgan_stage2_resumes_exactly(tmp_path):
+    """Stage II on a frozen Stage I: the stop, the reload of Stage I and the resume change nothing."""
+    small = ["model=stackgan", "dataset.count=64", "dataset.image_size=32", "model.generator.width=8",
+             "model.discriminator.width=8", "model.stage2_generator.width=8", "model.stage2_discriminator.width=8"]
+    run(compose_train([*TINY, *small, "train.steps=2"]), tmp_path / "stage1")
+    stop_and_resume(tmp_path, [*TINY, *small, "model.stage=2", f"model.stage1={tmp_path / 'stage1'}"])
 
 
 def test_a_checkpoint_without_the_latent_stream_is_not_resumed(tmp_path):

@@ -53,3 +53,17 @@ class Cosine:
             return (step + 1) / self.warmup
         progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
         return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class StepDecay:
+    """The rate times ``factor`` every ``every`` steps (StackGAN and GAN-INT-CLS: halved every 100 epochs)."""
+
+    def __init__(self, total_steps: int, every: int, factor: float = 0.5):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"schedule.every must be a positive integer, got {every!r}")
+        if not 0.0 < factor <= 1.0:
+            raise ValueError(f"schedule.factor must be in (0, 1], got {factor}")
+        self.total, self.every, self.factor = _horizon(total_steps), every, factor
+
+    def __call__(self, step: int) -> float:
+        return self.factor ** (step // self.every)

@@ -37,12 +37,20 @@ class AdversarialLoss(nn.Module):
         self.real_target = real_target
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        # cross-entropy with target t: -t log D - (1 - t) log(1 - D) = t softplus(-l) + (1 - t) softplus(l)
+        return self.real_term(real_logits) + self.fake_term(fake_logits)
+
+    def real_term(self, logits: torch.Tensor) -> torch.Tensor:
+        """D's cost on examples labelled real: the cross-entropy with target t,
+        -t log D - (1 - t) log(1 - D) = t softplus(-l) + (1 - t) softplus(l), averaged."""
         t = self.real_target
-        real = F.softplus(-real_logits)
+        real = F.softplus(-logits)
         if t != 1.0:
-            real = t * real + (1.0 - t) * F.softplus(real_logits)
-        return real.mean() + F.softplus(fake_logits).mean()
+            real = t * real + (1.0 - t) * F.softplus(logits)
+        return real.mean()
+
+    def fake_term(self, logits: torch.Tensor) -> torch.Tensor:
+        """D's cost on examples labelled fake: -log(1 - D) = softplus(l), averaged."""
+        return F.softplus(logits).mean()
 
     def d_stats(self, loss: torch.Tensor, real_logits: torch.Tensor,
                 fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
