@@ -199,6 +199,9 @@ def test_caption_metrics_through_an_evaluation(tmp_path, attribute_classifier):
     wrong = _evaluate(data, real.flip(0), accuracy)
     assert perfect["caption accuracy mean"] > 0.7 and wrong["caption accuracy mean"] < 0.4
     assert set(perfect) == {f"caption accuracy {k}" for k in ("shape", "colour", "size", "position", "mean")}
+    # Samples smaller than the data (StackGAN's Stage I draws at a quarter of the side) are read enlarged.
+    half = nn.functional.interpolate(real, scale_factor=0.5, mode="bilinear", antialias=True)
+    assert _evaluate(data, half, accuracy)["caption accuracy mean"] > 0.6
 
     # caption_retrieval needs the trained encoder's text: the oracle's does not apply.
     retrieval = captions.CaptionRetrieval()

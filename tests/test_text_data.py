@@ -167,7 +167,9 @@ def test_stackgan_layout(tmp_path, name):
     from gan_lab.data.text_embeddings import StackGANText
 
     emb, keys = _fake_stackgan(tmp_path, name)
-    data = StackGANText(tmp_path, name=name, image_size=16, load_size=20, captions_per_example=2)
+    with pytest.raises(ConfigError, match="dataset.text_dim=1024.*16-d"):
+        StackGANText(tmp_path, name=name, image_size=16, load_size=20)  # the default promises 1024
+    data = StackGANText(tmp_path, name=name, image_size=16, load_size=20, captions_per_example=2, text_dim=16)
     assert data.kind == "text" and data.text_dim == 16 and len(data) == 6 and data.num_classes == 3
     assert data.filenames == keys and data.class_ids == [1, 2, 3]
     batch = data.batch_at(0, 4, seed=0)

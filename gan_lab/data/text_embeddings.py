@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan_lab.data.base import absolute_root, check_choice
+from gan_lab.data.base import absolute_root, check_choice, check_int
 from gan_lab.data.folders import _decode_all, _to_tensor, center_crop, check_jitter, random_crop_flip
 from gan_lab.data.text import CaptionedImages
 from gan_lab.errors import ConfigError, DataNotFoundError
@@ -80,8 +80,10 @@ class StackGANText(CaptionedImages):
     """One split of StackGAN's birds or flowers: images with their ten char-CNN-RNN caption embeddings."""
 
     def __init__(self, root, name: str = "birds", split: str = "train", image_size: int = 64,
-                 load_size: int = 76, flip: bool = True, captions_per_example: int = 4):
+                 load_size: int = 76, flip: bool = True, captions_per_example: int = 4, text_dim: int = 1024):
+        # text_dim: the embeddings' size the config promises (models size their text layers by it)
         check_choice("name", name, tuple(SOURCES))
+        check_int("text_dim", text_dim)
         check_choice("split", split, ("train", "test"))
         self.image_size, self.load_size = check_jitter(image_size, load_size, flip)
         self.flip, self.name, self.split, self.channels = flip, name, split, 3
@@ -97,6 +99,9 @@ class StackGANText(CaptionedImages):
         if embeddings.dim() != 3 or len(embeddings) != len(self.filenames):
             raise DataNotFoundError(f"{split_dir / EMBEDDINGS} holds {tuple(embeddings.shape)} embeddings for "
                                     f"{len(self.filenames)} files; expected (files, captions, dim)")
+        if embeddings.shape[2] != text_dim:
+            raise ConfigError(f"dataset.text_dim={text_dim}, but {split_dir / EMBEDDINGS} holds "
+                              f"{embeddings.shape[2]}-d embeddings: set dataset.text_dim={embeddings.shape[2]}")
         # Class ids are the dataset's (1..200 for birds); a label is the index of its id among this split's.
         classes, labels, self.class_ids = split_dir / "class_info.pickle", None, None
         if classes.is_file():

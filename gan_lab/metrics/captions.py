@@ -2,7 +2,7 @@
 
 - ``caption_accuracy``: an attribute classifier (the CNN of ``gan_lab.metrics.classifier`` with one softmax
   head per attribute: shape, colour, size, position), trained on real ``shapes_text`` images and cached,
-  reads each generated image; the metric is the share of images whose attribute matches what their caption
+  reads each generated image (resized to the dataset's side when it differs); the metric is the share of images whose attribute matches what their caption
   asks for (the eval set's ``attributes``), per attribute and their mean. The classifier's own accuracy on
   held-out real images is reported beside it: the ceiling.
 - ``caption_retrieval``: R-precision in the spirit of AttnGAN's (Xu et al. 2018, §5; as recalled, not
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gan_lab.data.base import TensorDataset, check_int
+from gan_lab.data.base import TensorDataset, check_int, resize_images
 from gan_lab.data.text import (ATTRIBUTE_NAMES, ATTRIBUTES, HELDOUT_SEED_OFFSET, ShapesText, caption_digest,
                                captioned_shapes, combination_index)
 from gan_lab.metrics import cache
@@ -117,7 +117,9 @@ class CaptionAccuracy(Metric):
     def __call__(self, ev: Evaluation, s: EvalSet) -> dict[str, float]:
         clf = load_or_train(ev.data, self.settings, ev.device)
         ev.info["caption_accuracy"] = {"cache": str(clf.path), "real held-out accuracy": clf.accuracy}
-        values = attribute_accuracy(clf.net, to_uint8(ev.outputs(s).fake), s.attributes)
+        # Read at the side the classifier was trained at (StackGAN's Stage I draws at a quarter of it).
+        fake = resize_images(to_uint8(ev.outputs(s).fake).cpu(), ev.data.image_size)
+        values = attribute_accuracy(clf.net, fake, s.attributes)
         return {f"caption accuracy {name}": v for name, v in values.items()}
 
 
