@@ -133,7 +133,7 @@ ATTRIBUTE_SETTINGS = dict(count=2048, steps=300, batch_size=64, lr=2e-3, width=1
 
 @pytest.fixture(scope="module")
 def attribute_classifier(tmp_path_factory):
-    data = ShapesText(count=16)
+    data = ShapesText(count=16, encoder="oracle")
     settings = captions._Settings(**ATTRIBUTE_SETTINGS, cache_dir=str(tmp_path_factory.mktemp("attr")))
     return data, captions.load_or_train(data, settings, torch.device("cpu"))
 

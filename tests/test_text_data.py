@@ -13,7 +13,7 @@ from gan_lab.errors import ConfigError
 
 @pytest.fixture(scope="module")
 def data():
-    return ShapesText(image_size=32, count=512, seed=3)
+    return ShapesText(image_size=32, count=512, seed=3, encoder="oracle")
 
 
 def _words(ids) -> str:
@@ -30,7 +30,7 @@ def test_batch_contract(data):
 
 
 def test_batches_are_a_pure_function_of_seed_and_step(data):
-    again = ShapesText(image_size=32, count=512, seed=3)
+    again = ShapesText(image_size=32, count=512, seed=3, encoder="oracle")
     a, b = data.batch_at(5, 16, seed=1), again.batch_at(5, 16, seed=1)
     assert all(torch.equal(a[k], b[k]) for k in a)
     other = data.batch_at(6, 16, seed=1)
@@ -50,7 +50,7 @@ def test_text_is_the_mean_of_captions_per_example_distinct_captions(data):
         assert hits, i
     first = data.batch(index)  # no augment generator: the first captions
     assert torch.allclose(first["text"], emb[:, :4].mean(1))
-    one = ShapesText(image_size=16, count=64, seed=3, captions_per_example=1)
+    one = ShapesText(image_size=16, count=64, seed=3, captions_per_example=1, encoder="oracle")
     assert torch.allclose(one.examples(8)["text"], one.tensors["embeddings"][:8, 0])
 
 
@@ -124,9 +124,9 @@ def test_embed_encodes_new_sentences_and_names_unknown_words(data):
 
 
 def test_64_px_and_bad_values():
-    assert ShapesText(image_size=64, count=16).examples(4)["real"].shape == (4, 3, 64, 64)
+    assert ShapesText(image_size=64, count=16, encoder="oracle").examples(4)["real"].shape == (4, 3, 64, 64)
     with pytest.raises(ValueError, match="captions_per_example"):
-        ShapesText(count=16, captions_per_example=7)
+        ShapesText(count=16, captions_per_example=7, encoder="oracle")
     with pytest.raises(ValueError, match="dataset.encoder"):
         ShapesText(count=16, encoder="bert")
 

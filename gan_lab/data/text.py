@@ -277,7 +277,7 @@ class ShapesText(CaptionedImages):
 
     def __init__(self, image_size: int = 32, count: int = 8192, num_classes: int = 6, seed: int = 0,
                  scale: tuple[float, float] = (0.3, 0.7), max_tilt: float = 15.0, captions_per_example: int = 4,
-                 encoder: str = "oracle", text_dim: int = 128, heldout_count: int = 1024,
+                 encoder: str = "trained", text_dim: int = 128, heldout_count: int = 1024,
                  text_encoder: dict | None = None):
         self.image_size = check_int("image_size", image_size)
         self.channels = 3

@@ -79,7 +79,7 @@ def _decode(path: Path, box: tuple[float, float, float, float] | None, size: int
 class StackGANText(CaptionedImages):
     """One split of StackGAN's birds or flowers: images with their ten char-CNN-RNN caption embeddings."""
 
-    def __init__(self, root, name: str = "birds", split: str = "train", image_size: int = 64,
+    def __init__(self, root, name: str, split: str = "train", image_size: int = 64,
                  load_size: int = 76, flip: bool = True, captions_per_example: int = 4, text_dim: int = 1024):
         # text_dim: the embeddings' size the config promises (models size their text layers by it)
         check_choice("name", name, tuple(SOURCES))
