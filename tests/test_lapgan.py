@@ -215,7 +215,7 @@ def test_conditional_run_shows_one_class_per_column(tmp_path):
     assert fixed["label"].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
     with inference(task, task.G):
         visuals = task.visuals(fixed, task.G)
-    assert visuals["samples"].nrow == 4
+    assert visuals["fixed"].nrow == 4
 
 
 # ---------------------------------------------------------------- visuals, config, CLI
@@ -226,7 +226,7 @@ def test_pyramid_visual_shows_every_level():
     fixed = task.fixed_inputs(batch(), 16)
     with inference(task, task.G):
         visuals = task.visuals(fixed, task.G)
-    assert visuals["samples"].images.shape == (16, 3, 32, 32) and visuals["samples"].nrow == 4
+    assert visuals["fixed"].images.shape == (16, 3, 32, 32) and visuals["fixed"].nrow == 4
     pyramid = visuals["pyramid"]
     assert pyramid.nrow == 7  # the coarse sample, then (input, residual, result) for each of two finer levels
     assert pyramid.images.shape == (8 * 7, 3, 32, 32) and pyramid.images.abs().max() <= 1
@@ -268,4 +268,4 @@ def test_cli_trains_conditional_and_samples(tmp_path):
     for name, extra in (("grid", []), ("walk", ["interpolate=true"])):
         subprocess.run([sys.executable, "-m", "gan_lab", "sample", f"ckpt={run_dir}", "n=8",
                         f"out={tmp_path / name}.png", *extra], check=True, env=env, capture_output=True)
-    assert {p.name for p in tmp_path.glob("*.png")} == {"grid-samples.png", "grid-pyramid.png", "walk.png"}
+    assert {p.name for p in tmp_path.glob("*.png")} == {"grid-fixed.png", "grid-pyramid.png", "walk.png"}

@@ -338,7 +338,7 @@ class LaplacianTask(GANTask):
         return {**given, **held}
 
     def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid]:
-        """``samples``: the final images; ``pyramid``: per row one sample's coarse image, then per finer level
+        """``fixed``: the final images; ``pyramid``: per row one sample's coarse image, then per finer level
         its upsampled input u(Ĩ_{k+1}), residual h̃_k (scaled to the row's largest magnitude) and result Ĩ_k,
         every panel enlarged (nearest) to full size."""
         images = self.generate(G, fixed)
@@ -357,4 +357,4 @@ class LaplacianTask(GANTask):
             columns += [panel(lowpass), panel(residual / scale), panel(fine)]
         pyramid = torch.stack(columns, 1).flatten(0, 1)
         columns_per_row = self.num_classes if self.num_classes else square_columns(n)
-        return {"samples": Grid(images[-1].clamp(-1, 1), columns_per_row), "pyramid": Grid(pyramid, len(columns))}
+        return {"fixed": Grid(images[-1].clamp(-1, 1), columns_per_row), "pyramid": Grid(pyramid, len(columns))}
