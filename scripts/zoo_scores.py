@@ -13,6 +13,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from gan_lab.engine import checkpoint
 from gan_lab.engine.inference import inference
 from gan_lab.engine.restore import restore
 from gan_lab.metrics.image_quality import l1, psnr, ssim
@@ -56,3 +57,15 @@ def supervised(run_dir: Path) -> dict:
     with inference(run.task, run.generator):
         out = torch.cat([run.task.sample(len(x), run.generator, input=x)["samples"] for x in pairs["A"].split(100)])
     return quality(out, pairs["B"], "AtoB")
+
+
+def sizes_and_levels(run_dir: Path) -> dict:
+    """The parameter counts of G and D and, for a pyramid (LAPGAN), each level's D accuracy (real logits > 0, fake
+    < 0) on its training batches, averaged over the last logged window (`train.log_every` steps)."""
+    run = restore(run_dir, torch.device("cpu"))
+    state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
+    size = run.config.dataset.image_size
+    levels = {f"D acc {size >> int(key[5:].split('/')[0])} px": value for key, value in state["last_losses"].items()
+              if key.startswith("level") and key.endswith("/D_accuracy")}
+    return {"G params": f"{sum(p.numel() for p in run.task.G.parameters()) / 1e6:.2f}M",
+            "D params": f"{sum(p.numel() for p in run.task.D.parameters()) / 1e6:.2f}M", **levels}
