@@ -1,6 +1,6 @@
 """LAPGAN of Denton, Chintala, Szlam and Fergus 2015, "Deep Generative Image Models using a Laplacian
 Pyramid of Adversarial Networks" (NIPS; arXiv 1506.05751), as in the authors' code (facebookarchive/eyescream,
-"EY" below: ``cifar/scripts/train_cifar*.lua``, ``cifar/datasets/coarse_to_fine_cifar10.lua``).
+"EY" below, read at 0b8f72d: ``cifar/scripts/train_cifar.lua``, ``train_cifar_coarse_to_fine.lua``).
 
 §3.1 Laplacian pyramid: ``d`` halves an image, ``u`` doubles it; the Gaussian pyramid is ``I_0 = I``,
 ``I_{k+1} = d(I_k)``; the coefficients ``h_k = I_k - u(I_{k+1})`` for k < K and ``h_K = I_K``; the image comes
@@ -213,7 +213,7 @@ class PyramidDiscriminator(nn.Module):
                  dropout: float = 0.5, num_classes: int = 0, conditional: bool = False):
         super().__init__()
         sizes = level_sizes(image_size, levels)
-        classes = _classes(num_classes, conditional)
+        self.num_classes = classes = _classes(num_classes, conditional)
         self.levels = nn.ModuleList([ResidualDiscriminator(s, channels, width, dropout, classes) for s in sizes[:-1]]
                                     + [CoarseDiscriminator(sizes[-1], channels, hidden, dropout, classes)])
 
@@ -231,8 +231,10 @@ class LaplacianTask(GANTask):
         if len(generator.levels) != len(discriminator.levels):
             raise ConfigError(f"model.generator.levels={len(generator.levels)} and model.discriminator.levels="
                               f"{len(discriminator.levels)} must be equal")
+        if conditional != bool(generator.num_classes) or generator.num_classes != discriminator.num_classes:
+            raise ConfigError(f"model.conditional={conditional} must match model.generator.conditional and "
+                              f"model.discriminator.conditional (the config interpolates them)")
         super().__init__(generator, discriminator, loss)
-        self.conditional = conditional
         self.num_classes = generator.num_classes
 
     # -- inputs -------------------------------------------------------------------------------------------
