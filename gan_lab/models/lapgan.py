@@ -277,13 +277,17 @@ class LaplacianTask(GANTask):
         return fakes + [G.levels[-1](inputs["z"], label)]
 
     # -- losses -------------------------------------------------------------------------------------------
+    def draw(self, batch: dict[str, torch.Tensor]) -> tuple[list, dict[str, torch.Tensor], list[torch.Tensor]]:
+        """(the batch's real levels, fresh generator inputs with the batch's labels, each level's fake)."""
+        label = self._label(batch)
+        levels = self.real_levels(batch["real"])
+        inputs = self.sample_inputs(len(batch["real"]), **({"label": label} if label is not None else {}))
+        return levels, inputs, self.fake_levels(self.G, levels, inputs)
+
     def d_level_losses(self, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], dict, tuple]:
         """Each level's D loss (finest first), the stats, and what the G step reuses."""
-        real = batch["real"]
-        label = self._label(batch)
-        levels = self.real_levels(real)
-        inputs = self.sample_inputs(len(real), **({"label": label} if label is not None else {}))
-        fakes = self.fake_levels(self.G, levels, inputs)
+        levels, inputs, fakes = self.draw(batch)
+        label = inputs.get("label")
         losses, stats, real_all, fake_all = [], {}, [], []
         for k, ((target, coarse), fake) in enumerate(zip(levels, fakes)):
             real_logits = self.D(k, target, coarse, label)
@@ -297,14 +301,8 @@ class LaplacianTask(GANTask):
         return losses, stats, (levels, inputs, fakes)
 
     def g_level_losses(self, batch: dict[str, torch.Tensor], carry=None) -> tuple[list[torch.Tensor], dict]:
-        if carry is None:
-            real = batch["real"]
-            label = self._label(batch)
-            levels = self.real_levels(real)
-            inputs = self.sample_inputs(len(real), **({"label": label} if label is not None else {}))
-            fakes = self.fake_levels(self.G, levels, inputs)
-        else:
-            levels, inputs, fakes = carry
+        """Each level's G loss (finest first) on the D step's fakes (``carry``) or fresh ones, and the stats."""
+        levels, inputs, fakes = self.draw(batch) if carry is None else carry
         losses = [self.loss.g_loss(self.D(k, fake, coarse, inputs.get("label")))
                   for k, ((_, coarse), fake) in enumerate(zip(levels, fakes))]
         return losses, {f"level{k}/loss/G": loss.detach() for k, loss in enumerate(losses)}
