@@ -249,8 +249,7 @@ def test_config_composes_with_paper_sizes_and_mnist():
     cfg = compose_train(["model=lapgan"])
     assert cfg.model.generator.hidden == 1200 and cfg.model.discriminator.hidden == 600
     assert cfg.model.generator.z_dim == 100 and cfg.model.discriminator.levels == 3
-    paper = compose_train(["model=lapgan", "experiment=lapgan_paper_sgd"])
-    assert paper.optim.G._target_ == "torch.optim.SGD" and paper.optim.D.lr == 0.02
+    assert cfg.optim.G._target_ == "torch.optim.SGD" and cfg.optim.D.lr == 0.02 and cfg.optim.G.momentum == 0.5
     mnist = compose_train(["experiment=lapgan_mnist"])
     assert mnist.dataset.image_size == 32 and mnist.model._target_.endswith("LaplacianTask")
     conditional = compose_train(["model=lapgan", "model.conditional=true"])
