@@ -2,11 +2,14 @@
 all-black image, and pix2pix on shapes_unpaired's test pairs (`gan-lab eval` scores a shapes_paired run on its
 training pairs, since that dataset has no test split). All use the pairs and the functions `gan-lab eval` uses for
 translators (gan_lab/metrics/evaluate.py, image_quality.py): the first ``eval.num_samples`` test pairs, L1/PSNR/SSIM
-of [0, 1] images averaged over pairs. Also the published numbers the super-resolution rows are shown beside.
+of [0, 1] images averaged over pairs. Also: the published numbers the super-resolution rows are shown beside; the
+text suite's floor, real-image and Stage-I rows; and the lapgan suite's networks' sizes, LAPGAN's per-level D
+accuracy and the largest class share of their samples (:func:`sizes_and_levels`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from gan_lab.engine import checkpoint
 from gan_lab.engine.inference import inference
 from gan_lab.engine.restore import restore
 from gan_lab.metrics.image_quality import l1, psnr, ssim
@@ -129,3 +133,19 @@ def most_frequent_guess(_: None) -> dict:
     shares = [float(torch.bincount(column).max()) / len(column) for column in attributes.T]
     return {**{f"caption accuracy {name}": s for name, s in zip(ATTRIBUTE_NAMES, shares)},
             "caption accuracy mean": sum(shares) / len(shares)}
+
+
+def sizes_and_levels(run_dir: Path) -> dict:
+    """The parameter counts of G and D; for a pyramid (LAPGAN), each level's D accuracy (real logits > 0, fake < 0)
+    on its training batches, averaged over the last logged window (`train.log_every` steps); and the largest share
+    of one class among the samples of the run's last `gan-lab eval` (by the classifier: 0.1 for balanced digits)."""
+    run = restore(run_dir, torch.device("cpu"))
+    state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
+    size = run.config.dataset.image_size
+    levels = {f"D acc {size >> int(key[5:].split('/')[0])} px": value for key, value in state["last_losses"].items()
+              if key.startswith("level") and key.endswith("/D_accuracy")}
+    shares = json.loads(max((run_dir / "eval").glob("*.json")).read_text())["metrics"]
+    top = max((v, k.split()[1]) for k, v in shares.items() if k.startswith("share "))
+    return {"G params": f"{sum(p.numel() for p in run.task.G.parameters()) / 1e6:.2f}M",
+            "D params": f"{sum(p.numel() for p in run.task.D.parameters()) / 1e6:.2f}M", **levels,
+            "largest class share": f"{top[0]:.2f} ({top[1]})"}
