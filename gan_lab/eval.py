@@ -44,14 +44,17 @@ def evaluate(cfg: DictConfig) -> dict:
     device = resolve_device(OmegaConf.create({"device": cfg.device}))
     run = restore(cfg.ckpt, device)
     dataset = OmegaConf.to_container(run.config.dataset, resolve=True)
-    evaluation = Evaluation(run.task, run.generator, real_data(dataset, ev.split), ev, device, dataset, seed=cfg.seed)
+    data = real_data(dataset, ev.split)
+    evaluation = Evaluation(run.task, run.generator, data, ev, device, dataset, seed=cfg.seed)
     metrics = evaluation.select(available, None if ev.metrics is None else list(ev.metrics))
     values = evaluation.run(metrics)
     report = {
         "metrics": values, "metric_names": list(metrics), "num_samples": ev.num_samples,
         "checkpoint": str(run.path), "step": run.step, "dataset": dataset["_target_"],
         "split": ev.split if "split" in dataset else None,
-        "data": f"{ev.split} split" if "split" in dataset else "the training data (the dataset has no splits)",
+        # A dataset whose eval conditions are held out in another way (shapes_text) says so itself.
+        "data": getattr(data, "eval_data", None) or (
+            f"{ev.split} split" if "split" in dataset else "the training data (the dataset has no splits)"),
         "features": ev.features, **evaluation.report_info(),
         "gan_lab_version": __version__, "generator": "ema" if run.generator is not run.task.G else "live",
         "seconds": round(time.perf_counter() - t0, 2),

@@ -293,3 +293,19 @@ def test_text_to_a_model_without_text_is_a_config_error(tmp_path):
     run(compose_train([*TINY, "dataset.count=64"]), tmp_path / "run")
     out = gan_lab("sample", f"ckpt={tmp_path / 'run'}", "text=a red circle", cwd=tmp_path)
     assert out.returncode == 1 and "text= is for text-to-image models" in out.stdout + out.stderr
+
+
+def test_eval_of_a_text_model_scores_its_held_out_captions(tmp_path):
+    """`gan-lab eval` of a GAN-INT-CLS run: caption accuracy and retrieval on the held-out captions, said in the report."""
+    import json
+
+    run(compose_train([*TINY, "model=gan_int_cls", "dataset.count=64"]), tmp_path / "run")
+    out = gan_lab("eval", f"ckpt={tmp_path / 'run'}", "eval.metrics=[caption_accuracy,caption_retrieval]",
+                  "eval.num_samples=50", "eval.available.caption_accuracy.steps=5",
+                  "eval.available.caption_accuracy.count=128", f"eval.available.caption_accuracy.cache_dir={tmp_path}",
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())
+    assert {"caption accuracy mean", "caption retrieval top-1", "caption retrieval top-1 (real)"} <= set(report["metrics"])
+    assert 0 <= report["metrics"]["caption accuracy mean"] <= 1
+    assert report["data"].startswith("the held-out images and captions")

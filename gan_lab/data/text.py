@@ -275,6 +275,8 @@ class ShapesText(CaptionedImages):
     of the :data:`HELDOUT_TEMPLATES` (new word orders of training words): :meth:`eval_conditions`.
     """
 
+    eval_data = "the held-out images and captions (seed + 2**31; word orders training never used)"
+
     def __init__(self, image_size: int = 32, count: int = 8192, num_classes: int = 6, seed: int = 0,
                  scale: tuple[float, float] = (0.3, 0.7), max_tilt: float = 15.0, captions_per_example: int = 4,
                  encoder: str = "trained", text_dim: int = 128, heldout_count: int = 1024,
