@@ -230,3 +230,17 @@ def test_classifier_features_on_shapes_text(tmp_path):
     with pytest.raises(ConfigError, match="disjoint classes"):
         classifier.load_or_train({"_target_": "gan_lab.data.text_embeddings.StackGANText", "split": "train"},
                                  settings, torch.device("cpu"))
+
+
+def test_a_cached_network_leaves_the_global_rng_alone(tmp_path):
+    """A run's weights must not depend on whether shapes_text's encoder was trained now or read from the
+    cache (the clean-clone CI found a resumed run whose first half trained it and second half read it)."""
+    settings = dict(image_size=16, count=64, steps=2, batch_size=8, lr=2e-3, word_dim=8, hidden=8, width=4, seed=0,
+                    cache_dir=str(tmp_path))
+    draws = []
+    for _ in ("trained now", "from the cache"):
+        torch.manual_seed(0)
+        ShapesText(count=16, text_encoder=settings)
+        draws.append(torch.rand(3))
+    torch.manual_seed(0)
+    assert torch.equal(draws[0], draws[1]) and torch.equal(draws[0], torch.rand(3))

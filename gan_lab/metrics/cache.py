@@ -56,11 +56,15 @@ def load_or_train(cache_dir, key: dict, network: Callable[..., nn.Module], train
                   what: str, device: torch.device, force: bool = False) -> tuple[nn.Module, dict, Path, bool]:
     """(net, info, cache file, trained now) of ``key``: from the cache (``network(**arch)`` with the stored
     weights, in eval mode on ``device``), else ``train()`` -> (net with an ``arch`` dict, info: what to store
-    beside it, e.g. its accuracy), cached. ``force``: train even when the cache holds it."""
+    beside it, e.g. its accuracy), cached. ``force``: train even when the cache holds it.
+
+    Neither path draws from the caller's global RNG: a run that builds its data with such a network (shapes_text's
+    encoder) initialises its weights the same whether the cache was warm or cold."""
     path = path_for(cache_dir, key)
 
     def restore(entry: dict) -> tuple[nn.Module, dict]:
-        net = network(**entry["arch"])
+        with torch.random.fork_rng(devices=[]):  # the throwaway initial weights
+            net = network(**entry["arch"])
         net.load_state_dict(entry["state"])
         return net.to(device).eval(), {k: v for k, v in entry.items() if k not in ("key", "arch", "state")}
 
@@ -68,6 +72,7 @@ def load_or_train(cache_dir, key: dict, network: Callable[..., nn.Module], train
     if cached is not None:
         log.info("%s from the cache %s", what, path)
         return *cached, path, False
-    net, info = train()
+    with torch.random.fork_rng(devices=[]):
+        net, info = train()
     write(path, key, {"arch": net.arch, "state": net.state_dict(), **info})
     return net, info, path, True
