@@ -147,3 +147,26 @@ class LeastSquares(CriticLoss):
 
     def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
         return 0.5 * (fake_out - 1.0).square().mean()
+
+
+class EnergyMargin(CriticLoss):
+    """Energy-based GAN (Zhao et al. 2017, §2.1, eq. 1-2): D outputs an energy (low on data) and minimises
+    E D(x) + E [m - D(G(z))]^+, the hinge taken per sample; G minimises E D(G(z)). Fakes whose energy
+    reaches the margin ``m`` no longer move D. ``m`` is in the units of D's energy (gan_lab.models.ebgan:
+    the per-pixel mean squared reconstruction error)."""
+
+    def __init__(self, margin: float = 1.0):
+        super().__init__()
+        if not margin > 0:
+            raise ValueError(f"loss.margin must be positive, got {margin}")
+        self.margin = margin
+
+    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
+        return real_out.mean() + F.relu(self.margin - fake_out).mean()
+
+    def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
+        return fake_out.mean()
+
+    def d_stats(self, loss: torch.Tensor, real_out: torch.Tensor, fake_out: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {**super().d_stats(loss, real_out, fake_out),
+                "fakes_at_margin": (fake_out.detach() >= self.margin).float().mean()}
