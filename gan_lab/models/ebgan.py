@@ -8,7 +8,11 @@ term f_PT on the encoder codes S of a generated batch, added to G's loss with we
 Sizes here follow the DCGAN blocks (``gan_lab.models.dcgan``): the encoder halves the image down to 4x4 with
 4x4 stride-2 convolutions (batch norm after the first, LeakyReLU 0.2), a linear layer to the code S, and the
 decoder mirrors it with transposed convolutions to a linear output. The paper's exact 64 px channel counts
-(its appendix) are not re-read here.
+(its appendix) are not re-read here, and the section and equation numbers above are as recalled, not
+verified against the PDF; lambda_PT = 0.1 and the loss forms are checked against the public ports
+(TorchGAN, PyTorch-GAN, an EBGAN TensorFlow port), whose departures are: PyTorch-GAN's hinge on the batch
+mean, its PT without the square and its detached reconstruction target; TorchGAN's PT normalised across
+the batch.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from gan_lab.models.noise import NoiseToImage
 
 def pull_away(codes: torch.Tensor) -> torch.Tensor:
     """f_PT(S) = 1 / (N (N - 1)) sum_{i != j} (S_i . S_j / (|S_i| |S_j|))^2 (§2.4, eq. 4): 0 for pairwise
-    orthogonal codes, 1 for collinear ones, whatever their lengths; (N, ...) codes, N >= 2."""
+    orthogonal codes, 1 for collinear ones, whatever their lengths; (N, ...) codes, N >= 2. Normalised per
+    code and squared, which two public ports get wrong (see the module docstring)."""
     unit = F.normalize(codes.flatten(1), dim=1)
     cos2 = (unit @ unit.T).square()
     n = len(codes)
