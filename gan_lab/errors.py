@@ -1,5 +1,13 @@
 """Errors caused by the user's input or machine, shown as one message without a traceback."""
 
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class GanLabError(Exception):
     """Base class: the CLI prints ``str(error)`` and exits with status 1."""
@@ -19,3 +27,12 @@ class CheckpointError(GanLabError):
 
 class NonFiniteLossError(GanLabError):
     """A loss became NaN or infinite; the message names the step."""
+
+
+def exit_on_error(command: Callable[..., T], *args) -> T:
+    """Run a ``gan-lab`` command's body: a :class:`GanLabError` becomes one logged line and exit status 1."""
+    try:
+        return command(*args)
+    except GanLabError as err:
+        logging.getLogger("gan_lab").error("%s", err)
+        raise SystemExit(1) from None

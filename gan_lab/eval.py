@@ -16,7 +16,6 @@ runs on that dataset).
 from __future__ import annotations
 
 import json
-import logging
 import time
 from datetime import datetime
 
@@ -27,11 +26,10 @@ from gan_lab import __version__
 from gan_lab import config as config_lib
 from gan_lab.engine.precision import resolve_device
 from gan_lab.engine.restore import Restored, restore
-from gan_lab.errors import GanLabError
+from gan_lab.errors import exit_on_error
 from gan_lab.metrics.evaluate import Evaluation, available_metrics, check_settings, real_data
 from gan_lab.ui import print_table, summary_table
 
-log = logging.getLogger("gan_lab")
 
 config_lib.register()
 
@@ -82,11 +80,7 @@ def write_report(report: dict, run: Restored) -> None:
 
 @hydra.main(config_path="pkg://gan_lab.configs", config_name="eval", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg)
-    except GanLabError as err:
-        log.error("%s", err)
-        raise SystemExit(1) from None
+    exit_on_error(evaluate, cfg)
 
 
 if __name__ == "__main__":

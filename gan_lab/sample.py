@@ -18,7 +18,7 @@ from gan_lab.engine.inference import inference
 from gan_lab.engine.precision import resolve_device
 from gan_lab.engine.restore import Restored, restore
 from gan_lab.models.base import Grid
-from gan_lab.errors import ConfigError, GanLabError
+from gan_lab.errors import ConfigError, exit_on_error
 
 log = logging.getLogger("gan_lab")
 
@@ -103,53 +103,54 @@ def translate(run: Restored, input_dir: Path, output_dir: Path, direction: str, 
     return len(paths)
 
 
+def write_samples(cfg: DictConfig) -> None:
+    """Everything `gan-lab sample` writes for ``cfg``."""
+    torch.manual_seed(cfg.seed)  # the ops that draw from the global RNG (pix2pix's dropout)
+    run = restore(cfg.ckpt, resolve_device(OmegaConf.create({"device": cfg.device})), use_ema=cfg.ema)
+    run.task.seed_latent(cfg.seed)
+    if cfg.input_dir:
+        if not cfg.output_dir:
+            raise ConfigError("input_dir= needs output_dir= (where the translated images go)")
+        count = translate(run, Path(cfg.input_dir).expanduser(), Path(cfg.output_dir).expanduser(),
+                          str(cfg.direction))
+        log.info("translated %d images into %s", count, cfg.output_dir)
+        return
+    if cfg.text is not None:
+        sentences = list(cfg.text) if OmegaConf.is_list(cfg.text) else [str(cfg.text)]
+        with inference(run.task, run.generator):
+            visual = from_text(run, sentences, cfg.n, cfg.interpolate, cfg.steps)
+        out = Path(cfg.out or run.path.parent.parent / "samples" /
+                   f"{'text-interp' if cfg.interpolate else 'text'}-{run.step:07d}-seed{cfg.seed}.png")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_image(visual.images.float() * 0.5 + 0.5, out, nrow=visual.nrow, pad_value=1.0)
+        log.info("wrote %s (%d images for %d sentence(s), step %d)", out, len(visual.images), len(sentences),
+                 run.step)
+        return
+    if cfg.interpolate and cfg.traverse:
+        raise ConfigError("interpolate=true and traverse= each write their own grid: choose one")
+    kind = "interp" if cfg.interpolate else f"traverse-{cfg.traverse}" if cfg.traverse else "sample"
+    out = Path(cfg.out or run.path.parent.parent / "samples" / f"{kind}-{run.step:07d}-seed{cfg.seed}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.interpolate:
+        visuals = {"": Grid(interpolations(run, max(1, cfg.n // cfg.steps), cfg.steps), cfg.steps)}
+    elif cfg.traverse:
+        if not (OmegaConf.is_list(cfg.span) and len(cfg.span) == 2):
+            raise ConfigError(f"span={cfg.span} must be [low, high], the range of a continuous code")
+        visuals = {"": Grid(*traversal(run, str(cfg.traverse), cfg.n, cfg.steps, list(cfg.span)))}
+    else:
+        visuals = grid(run, cfg.n)
+    for name, visual in visuals.items():
+        if not isinstance(visual, Grid):
+            raise ConfigError("this model draws points, not images; its scatter plots are in <run>/samples")
+        path = out if len(visuals) == 1 else out.with_name(f"{out.stem}-{name}{out.suffix}")
+        save_image(visual.images.float() * 0.5 + 0.5, path, nrow=visual.nrow, pad_value=1.0)
+        log.info("wrote %s (%d images, step %d%s)", path, len(visual.images), run.step,
+                 ", EMA generator" if run.generator is not run.task.G else "")
+
+
 @hydra.main(config_path="pkg://gan_lab.configs", config_name="sample", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    try:
-        torch.manual_seed(cfg.seed)  # the ops that draw from the global RNG (pix2pix's dropout)
-        run = restore(cfg.ckpt, resolve_device(OmegaConf.create({"device": cfg.device})), use_ema=cfg.ema)
-        run.task.seed_latent(cfg.seed)
-        if cfg.input_dir:
-            if not cfg.output_dir:
-                raise ConfigError("input_dir= needs output_dir= (where the translated images go)")
-            count = translate(run, Path(cfg.input_dir).expanduser(), Path(cfg.output_dir).expanduser(),
-                              str(cfg.direction))
-            log.info("translated %d images into %s", count, cfg.output_dir)
-            return
-        if cfg.text is not None:
-            sentences = list(cfg.text) if OmegaConf.is_list(cfg.text) else [str(cfg.text)]
-            with inference(run.task, run.generator):
-                visual = from_text(run, sentences, cfg.n, cfg.interpolate, cfg.steps)
-            out = Path(cfg.out or run.path.parent.parent / "samples" /
-                       f"{'text-interp' if cfg.interpolate else 'text'}-{run.step:07d}-seed{cfg.seed}.png")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            save_image(visual.images.float() * 0.5 + 0.5, out, nrow=visual.nrow, pad_value=1.0)
-            log.info("wrote %s (%d images for %d sentence(s), step %d)", out, len(visual.images), len(sentences),
-                     run.step)
-            return
-        if cfg.interpolate and cfg.traverse:
-            raise ConfigError("interpolate=true and traverse= each write their own grid: choose one")
-        kind = "interp" if cfg.interpolate else f"traverse-{cfg.traverse}" if cfg.traverse else "sample"
-        out = Path(cfg.out or run.path.parent.parent / "samples" / f"{kind}-{run.step:07d}-seed{cfg.seed}.png")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if cfg.interpolate:
-            visuals = {"": Grid(interpolations(run, max(1, cfg.n // cfg.steps), cfg.steps), cfg.steps)}
-        elif cfg.traverse:
-            if not (OmegaConf.is_list(cfg.span) and len(cfg.span) == 2):
-                raise ConfigError(f"span={cfg.span} must be [low, high], the range of a continuous code")
-            visuals = {"": Grid(*traversal(run, str(cfg.traverse), cfg.n, cfg.steps, list(cfg.span)))}
-        else:
-            visuals = grid(run, cfg.n)
-        for name, visual in visuals.items():
-            if not isinstance(visual, Grid):
-                raise ConfigError("this model draws points, not images; its scatter plots are in <run>/samples")
-            path = out if len(visuals) == 1 else out.with_name(f"{out.stem}-{name}{out.suffix}")
-            save_image(visual.images.float() * 0.5 + 0.5, path, nrow=visual.nrow, pad_value=1.0)
-            log.info("wrote %s (%d images, step %d%s)", path, len(visual.images), run.step,
-                     ", EMA generator" if run.generator is not run.task.G else "")
-    except GanLabError as err:
-        log.error("%s", err)
-        raise SystemExit(1) from None
+    exit_on_error(write_samples, cfg)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from gan_lab.engine.precision import Hardware, process_flags, resolve_device
 from gan_lab.engine.recorder import Recorder
 from gan_lab.engine.signals import StopFlag
 from gan_lab.engine.state import TrainState
-from gan_lab.errors import ConfigError, GanLabError
+from gan_lab.errors import ConfigError, exit_on_error
 from gan_lab.ui import format_duration, format_rate, print_table, summary_table
 
 log = logging.getLogger("gan_lab")
@@ -157,11 +157,7 @@ def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None) -> float:
 @hydra.main(config_path="pkg://gan_lab.configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
-    try:
-        return run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
-    except GanLabError as err:
-        log.error("%s", err)
-        raise SystemExit(1) from None
+    return exit_on_error(run, cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
 
 
 if __name__ == "__main__":

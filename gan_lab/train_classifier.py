@@ -7,18 +7,16 @@ dataset without splits) and caches it where ``gan-lab eval`` looks for it.
 
 from __future__ import annotations
 
-import logging
 import time
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lab.engine.precision import resolve_device
-from gan_lab.errors import GanLabError
+from gan_lab.errors import exit_on_error
 from gan_lab.metrics.classifier import CachedClassifier, check_settings, load_or_train
 from gan_lab.ui import format_duration, print_table, summary_table
 
-log = logging.getLogger("gan_lab")
 
 
 def run(cfg: DictConfig) -> CachedClassifier:
@@ -45,11 +43,7 @@ def accuracy_rows(clf: CachedClassifier, seconds: float) -> dict[str, str]:
 
 @hydra.main(config_path="pkg://gan_lab.configs", config_name="train_classifier", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    try:
-        run(cfg)
-    except GanLabError as err:
-        log.error("%s", err)
-        raise SystemExit(1) from None
+    exit_on_error(run, cfg)
 
 
 if __name__ == "__main__":

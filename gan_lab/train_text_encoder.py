@@ -8,7 +8,6 @@ caption->image retrieval accuracy (top-1 and top-5 among 100 candidate images) a
 
 from __future__ import annotations
 
-import logging
 import time
 
 import hydra
@@ -17,10 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from gan_lab.config import instantiate_group
 from gan_lab.data import text_encoder
 from gan_lab.engine.precision import resolve_device
-from gan_lab.errors import ConfigError, GanLabError
+from gan_lab.errors import ConfigError, exit_on_error
 from gan_lab.ui import format_duration, print_table, summary_table
 
-log = logging.getLogger("gan_lab")
 
 
 def run(cfg: DictConfig) -> text_encoder.CachedEncoder:
@@ -46,11 +44,7 @@ def run(cfg: DictConfig) -> text_encoder.CachedEncoder:
 
 @hydra.main(config_path="pkg://gan_lab.configs", config_name="train_text_encoder", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    try:
-        run(cfg)
-    except GanLabError as err:
-        log.error("%s", err)
-        raise SystemExit(1) from None
+    exit_on_error(run, cfg)
 
 
 if __name__ == "__main__":
