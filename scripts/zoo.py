@@ -34,7 +34,7 @@ from rich.table import Table
 
 from gan_lab.engine import checkpoint
 from zoo_scores import (HELDOUT_CAPTIONS, SET14_X4, TEST_PAIRS, black, most_frequent_guess, paper,  # scripts/zoo_scores.py
-                        real_captioned, sizes_and_levels, supervised, untranslated, upsampled_stage1)
+                        real_captioned, sizes_and_levels, supervised, untranslated)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -293,8 +293,8 @@ SUITES = {
             "of samples whose best caption among 100 under the joint embedding asks for their own caption's "
             "attributes. *real images* rows: the held-out real images of those captions at 32 and 64 px, the "
             "ceiling of each side; *most frequent value*: the floor, a constant guess of each attribute's most frequent "
-            "held-out value (a row at that value on an attribute shows no sign of following the caption there). The Stage-I row is scored on its 16 px samples enlarged bilinearly to 64 px "
-            "(the classifier reads 64 px images), the baseline Stage II should beat. The papers report Inception "
+            "held-out value (a row at that value on an attribute shows no sign of following the caption there). The Stage-I row is scored on its 16 px samples, which `gan-lab eval` "
+            "enlarges bilinearly to 64 px (the side the networks read), the baseline Stage II should beat. The papers report Inception "
             "scores on CUB/Oxford-102/COCO (StackGAN Table 1, as recalled and not verified against the PDF: "
             "CUB 3.70 for StackGAN against 2.88 for GAN-INT-CLS), which need those datasets and the authors' "
             "fine-tuned Inception networks, neither available offline here: no number below is comparable to "
@@ -309,7 +309,7 @@ SUITES = {
             "gan_int_cls, cls_weight=0, no interp (plain conditional GAN)": [
                 "model=gan_int_cls", "model.cls_weight=0", "model.interp=false", "train.steps=600"],
             "real images (64 px)": Row(None, score=real_captioned(64)),
-            "stackgan Stage I (16 px, enlarged)": Row(["model=stackgan", "train.steps=600"], score=upsampled_stage1),
+            "stackgan Stage I (16 px, enlarged)": ["model=stackgan", "train.steps=600"],  # eval reads it enlarged
             "stackgan Stage II (64 px)": ["model=stackgan", "model.stage=2", "model.stage1=@stackgan Stage I (16 px, enlarged)",
                                           "train.steps=600"],
         },

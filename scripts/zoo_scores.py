@@ -109,20 +109,6 @@ def real_captioned(image_size: int):
     return score
 
 
-def upsampled_stage1(run_dir: Path) -> dict:
-    """A StackGAN Stage-I run's samples for the held-out captions, enlarged (bilinear) to the dataset's side, so
-    that the networks trained at that side read them (the baseline Stage II should beat)."""
-    run = restore(run_dir, torch.device("cpu"))
-    data = instantiate(run.config.dataset)
-    conditions = data.eval_conditions(HELDOUT_CAPTIONS)
-    run.task.seed_latent(0)
-    with inference(run.task, run.generator):
-        low = torch.cat([run.task.sample(len(t), run.generator, text=t)["samples"] for t in conditions["text"].split(100)])
-    size = data.image_size
-    images = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False).clamp(-1, 1)
-    return _caption_scores(data, images, conditions["text"], conditions["attributes"])
-
-
 def most_frequent_guess(_: None) -> dict:
     """a constant guess of each attribute's most frequent value among the held-out captions (the floor of
     caption accuracy: a generator whose every sample reads as the same shape, colour, size and position)."""
