@@ -19,8 +19,8 @@ def test_search_recovers_the_latent_of_a_generated_point():
     with frozen(G):
         x = G(z_true)
         z, loss = search(lambda z: (G(z) - x).square().mean(1), torch.zeros(5, 4), steps=800, lr=0.05)
-    assert loss.max() < 1e-6
-    assert torch.allclose(G(z), x, atol=1e-2)
+        assert loss.max() < 1e-6
+        assert torch.allclose(G(z), x, atol=1e-3)
 
 
 def test_a_batch_searches_as_each_image_alone():
