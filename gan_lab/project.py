@@ -71,7 +71,7 @@ class Projector:
     def reconstruction(self, x: torch.Tensor):
         """``loss(z) -> (B,)`` of z against the images ``x`` (B, C, H, W) in [-1, 1]."""
         D = self.task.D
-        target = self.D_features(x) if self.feature_weight else None
+        target = D.features(x).detach() if self.feature_weight else None
 
         def loss(z: torch.Tensor) -> torch.Tensor:
             out = self.G(z)
@@ -81,9 +81,6 @@ class Projector:
                 value = value + self.feature_weight * (D.features(out) - target).square().flatten(1).mean(1)
             return value
         return loss
-
-    def D_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.task.D.features(x).detach()
 
     def project(self, x: torch.Tensor, starts: int, steps: int, lr: float,
                 z_init: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
