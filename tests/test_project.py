@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from torchvision.utils import save_image
 from gan_lab import config as config_lib
 from gan_lab.engine.restore import restore
 from gan_lab.errors import ConfigError
+from gan_lab.latent_search import frozen
 from gan_lab.models.noise import NoiseToImage
 from gan_lab.project import Projector, masked_rmse, projector, psnr_rmse, write
 from gan_lab.train import run
@@ -120,15 +123,34 @@ def test_interpolation_ends_at_the_projections_and_stays_on_the_sphere(proj):
     path = proj.path(a, b, 5)
     assert torch.allclose(path[0], a, atol=1e-5) and torch.allclose(path[-1], b, atol=1e-5)
     assert path.norm(dim=1).min() > min(a.norm(), b.norm()) * 0.7  # slerp, not the line through the centre
-    line = type(proj)(**{**proj.__dict__, "bounds": (-1.0, 1.0)}).path(a, b, 5)
+    line = replace(proj, bounds=(-1.0, 1.0)).path(a, b, 5)
     assert torch.allclose(line[2], (a + b) / 2, atol=1e-6)  # a uniform prior's box: a straight line
 
 
 def test_bounds_keep_z_in_a_uniform_priors_box(proj):
-    boxed = type(proj)(**{**proj.__dict__, "bounds": (-1.0, 1.0)})
+    boxed = replace(proj, bounds=(-1.0, 1.0))
     x = proj.generate(torch.full((1, 8), 3.0))
     z, _ = boxed.project(x, starts=2, steps=50, lr=0.2)
     assert z.abs().max() <= 1
+
+
+def test_the_feature_term_adds_ds_feature_distance(proj):
+    torch.manual_seed(5)
+    x, z = proj.generate(torch.randn(2, 8)), torch.randn(2, 8)
+    G, D = proj.G, proj.task.D
+    with frozen(G, D):
+        value = replace(proj, feature_weight=0.5).reconstruction(x)(z)
+        pixels = (G(z) - x).square().flatten(1).mean(1)
+        features = (D.features(G(z)) - D.features(x)).square().flatten(1).mean(1)
+        l1 = replace(proj, loss="l1").reconstruction(x)(z)
+    assert torch.allclose(value, pixels + 0.5 * features) and (features > 0).all()
+    assert torch.allclose(l1, (G(z) - x).abs().flatten(1).mean(1))
+    G = HalvesG()
+    featureless = SimpleNamespace(task=NoiseToImage(G, nn.Linear(1, 1), None), generator=G, path="run")
+    with pytest.raises(ConfigError, match="feature_weight=1.0: NoiseToImage's discriminator exposes no features"):
+        projector(featureless, feature_weight=1.0)
+    with pytest.raises(ConfigError, match="loss=l3"):
+        projector(featureless, loss="l3")
 
 
 def test_project_cli_end_to_end(dcgan_run, proj, tmp_path):
