@@ -263,6 +263,8 @@ def write(cfg: DictConfig) -> Path:
         raise ConfigError(f"init=encoder needs a model with an encoder (encode(x) -> z, e.g. BiGAN); "
                           f"{type(run.task).__name__} has none: use init=prior")
     z = load_z(cfg.z, proj.z_dim).to(device) if cfg.z is not None else None
+    if z is not None and x is not None and len(z) != len(x):
+        raise ConfigError(f"z={cfg.z} holds {len(z)} latent(s) for {len(x)} image(s)")
     name = "-".join(Path(p).stem for p in images) if images else f"{Path(cfg.z).parent.name}-edit"
     out = Path(cfg.out).expanduser() if cfg.out else run.path.parent.parent / "project" / name
     out.mkdir(parents=True, exist_ok=True)
@@ -283,20 +285,7 @@ def write(cfg: DictConfig) -> Path:
                  ", ".join(f"{v:.4f}" for v in report["rmse"]), ", ".join(f"{v:.2f}" for v in report["psnr"]))
     save_image(projection * 0.5 + 0.5, out / "projection.png", nrow=len(z), pad_value=1.0)
     if edit is not None:
-        mask, target = (t[None].to(device) for t in edit)
-        z_edit = proj.edit(z[:1], mask, target, cfg.lambda_s, cfg.edit_steps, cfg.edit_lr)
-        edited = proj.generate(z_edit)
-        torch.save({"z": z_edit.cpu(), "ckpt": str(run.path), "step": run.step}, out / "z_edit.pt")
-        save_image(edited * 0.5 + 0.5, out / "edit.png")
-        painted = projection[:1] * (1 - mask) + target * mask  # the constraint drawn over the projection
-        strip = torch.cat([*([x[:1]] if x is not None else []), projection[:1], painted, edited])
-        save_image(strip * 0.5 + 0.5, out / "edit_strip.png", nrow=len(strip), pad_value=1.0)
-        report["edit"] = {"lambda_s": cfg.lambda_s, "steps": cfg.edit_steps,
-                          "z_distance": float((z_edit - z[:1]).norm()),
-                          "masked_rmse_before": masked_rmse(projection[:1], target, mask),
-                          "masked_rmse_after": masked_rmse(edited, target, mask)}
-        log.info("wrote %s (%s | projection | constraint | edit)", out / "edit_strip.png",
-                 "input" if x is not None else "")
+        report["edit"] = write_edit(proj, cfg, out, z[:1], x[:1] if x is not None else None, *edit)
     if cfg.interpolate:
         frames = proj.generate(proj.path(z[0], z[1], cfg.interpolate))
         strip = torch.cat([x[:1], frames, x[1:]])
@@ -305,6 +294,24 @@ def write(cfg: DictConfig) -> Path:
     (out / "projection.json").write_text(json.dumps(report, indent=2) + "\n")
     log.info("wrote %s", out)
     return out
+
+
+def write_edit(proj: Projector, cfg: DictConfig, out: Path, z0: torch.Tensor, x: torch.Tensor | None,
+               mask: torch.Tensor, target: torch.Tensor) -> dict:
+    """The colour-brush edit of the projection ``z0`` (1, z_dim) of ``x`` (1, C, H, W, or None) into ``out``
+    (edit.png, z_edit.pt, edit_strip.png: input | projection | the constraint drawn over it | edit); returns
+    what projection.json says of it."""
+    mask, target = mask[None].to(z0.device), target[None].to(z0.device)
+    z = proj.edit(z0, mask, target, cfg.lambda_s, cfg.edit_steps, cfg.edit_lr)
+    before, after = proj.generate(z0), proj.generate(z)
+    torch.save({"z": z.cpu(), "ckpt": str(cfg.ckpt)}, out / "z_edit.pt")
+    save_image(after * 0.5 + 0.5, out / "edit.png")
+    strip = torch.cat([*([x] if x is not None else []), before, before * (1 - mask) + target * mask, after])
+    save_image(strip * 0.5 + 0.5, out / "edit_strip.png", nrow=len(strip), pad_value=1.0)
+    log.info("wrote %s (%sprojection | constraint | edit)", out / "edit_strip.png", "input | " if x is not None else "")
+    return {"lambda_s": cfg.lambda_s, "steps": cfg.edit_steps, "z_distance": float((z - z0).norm()),
+            "masked_rmse_before": masked_rmse(before, target, mask),
+            "masked_rmse_after": masked_rmse(after, target, mask)}
 
 
 @hydra.main(config_path="pkg://gan_lab.configs", config_name="project", version_base="1.3")

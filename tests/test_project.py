@@ -89,7 +89,8 @@ class HalvesG(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.z_dim = 8
-        self.colour, self.texture = nn.ModuleList(nn.Linear(4, 3) for _ in "lr"), nn.ModuleList(nn.Linear(4, 96) for _ in "lr")
+        self.colour = nn.ModuleList(nn.Linear(4, 3) for _ in "lr")
+        self.texture = nn.ModuleList(nn.Linear(4, 96) for _ in "lr")
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         halves = [self.colour[i](h)[:, :, None, None] + 0.3 * self.texture[i](h).view(-1, 3, 8, 4)
