@@ -8,23 +8,28 @@ optimisation (the reference code's default, ``--solver cnn_opt``). Here: ``start
 prior per image, searched as one batch by :func:`gan_lab.latent_search.search` with G and D frozen, the best kept;
 ``init=encoder`` puts the task's ``encode(x)`` in the first start (the hybrid; BiGAN's encoder provides one).
 L: mean squared (``loss=l2``) or absolute (``l1``) pixel error plus ``feature_weight`` x the mean squared
-difference of D's features (``D.features``) where the reference used AlexNet conv4 (no ImageNet network offline).
+difference of D's features (``D.features``).
 
 §3.2, manipulation: edits are constraints f_g(G(z)) = v_g solved as z* = argmin_z sum_g ||f_g(G(z)) - v_g||^2
-+ lambda_s ||z - z0||^2 from the projection z0, so the result stays on the manifold (it is G's output) and near the
-projected image. gan-lab has the colour brush: ``mask`` (white = constrained pixels) with ``color`` (one colour) or
-``strokes`` (an image giving each masked pixel's colour). The sketch (HOG edges) and warp brushes are not here.
++ lambda_s ||z - z0||^2 from the projection z0: the data terms pull G(z) to the user's edit, the second (the
+paper's "manifold smoothness" term, as recalled, not verified) keeps it near the projected image, and the result
+is G's output, on the manifold by construction. gan-lab has the colour brush: ``mask`` (white = constrained
+pixels) with ``color`` (one colour) or ``strokes`` (an image giving each masked pixel's colour). The sketch (HOG
+edges) and warp brushes are not here.
 
-Checked against the reference code (junyanz/iGAN, ``iGAN_predict.py``, ``constrained_opt*.py``): projection cost
-``mean((x - G(z))^2) + 0.002 mean((f(x) - f(G(z)))^2)``, L-BFGS-B, 200 iterations; edit cost = the masked mean
-squared colour error (normalised by the mask's area) + 0.2 x a HOG edge term + ``5.0 * mean((z - z0)^2)``, Adam
-(lr 0.1, beta1 0.9) on 32 starts near z0, an optional ``d_weight`` x BCE(D(G(z)), real) term, off by default.
-Both terms are means here as in that code, so ``lambda_s`` (default 5.0, its ``z_const``) does not depend on the
-image or latent size. The equation and section numbers and the AlexNet conv4 choice are as recalled, not verified
-against the paper's text (only its abstract could be read). Departures: Adam through the shared search instead of
-L-BFGS-B; a uniform prior's support is kept by clamping z into its box (``bounds``) where the reference
-reparametrises z = tanh(w); edits start from z0 itself (one start). Interpolation: ``slerp`` for a Gaussian prior,
-a straight line in a bounded (uniform) one, as the reference's default ``interp='linear'``.
+Checked in the reference code (junyanz/iGAN @ 50cecd2: ``iGAN_predict.py``, ``constrained_opt.py``,
+``constrained_opt_theano.py``): projection cost ``mean((x - G(z))^2) + 0.002 mean((f(x) - f(G(z)))^2)`` with f
+AlexNet conv4, L-BFGS-B, 200 iterations, solvers ``opt``, ``cnn`` and ``cnn_opt`` (the hybrid, "default and
+best"); edit cost = the masked mean squared colour error (normalised by the mask's area) + 0.2 x a HOG edge term
++ ``5.0 * mean((z - z0)^2)``, Adam (lr 0.1, beta1 0.9) on 32 starts z0 + U(-0.5, 0.5), an optional ``d_weight``
+x BCE(D(G(z)), real) term, off by default; z uniform in [-1, 1], reparametrised as z = tanh(w). Both terms are
+means here as in that code, so ``lambda_s`` (default 5.0, its ``z_const``) does not depend on the image or latent
+size. The paper's equation and section numbers are as recalled, not verified against its text (only its abstract
+could be read here). Departures: Adam through the shared search instead of L-BFGS-B; D's features instead of
+AlexNet's (no ImageNet network offline); a uniform prior's support is kept by clamping z into its box
+(``bounds``) instead of the tanh reparametrisation; edits start from z0 itself (one start); no D term.
+Interpolation: ``slerp`` for a Gaussian prior, a straight line in a bounded (uniform) one, as the reference's
+default ``interp='linear'``.
 """
 
 from __future__ import annotations
