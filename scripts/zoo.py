@@ -328,20 +328,24 @@ SUITES = {
             "`gan-lab project` (Zhu et al. 2016, §3.1-3.2) on `model=dcgan` trained on `dataset=shapes` (32 px, "
             "coloured shapes on black; the config's networks, width 32, z_dim 100; batch 32, seed 0): a short run. "
             f"Projection: {PROJECTED} held-out real shapes (drawn with seed 1, unseen in training) and {PROJECTED} "
-            f"samples of the generator itself (saved as PNG, so 8-bit rounding is their floor), one `gan-lab project "
-            f"{' '.join(PROJECT)}` batch (pixel L2, no feature term, Adam lr 0.05 on z, best of the starts kept). "
+            "samples of the generator itself (saved as PNG: 8-bit rounding is their floor), one `gan-lab project "
+            f"{' '.join(PROJECT)}` batch (pixel L2, no feature term, Adam lr 0.05 on z, the best start kept). "
             "*RMSE*, *PSNR* (dB): of [0, 1] images, each projection against its input, the mean over the images. "
-            "The gap between the *real* and *own* columns is the part of the real shapes the generator's manifold "
-            "does not reach (its samples are reconstructed almost exactly). *edit masked RMSE*: the colour brush on "
-            "the first real image, its shape's pixels (mask: brighter than 0.25) painted the complement of their mean "
-            "colour (`mask=... color=[...]`, lambda_s 5, 200 Adam steps from the projection): the RMSE inside the "
-            "mask against the brush colour, before -> after. The paper reports its projections on 64 px shoes, "
-            "handbags, churches and landscapes with AlexNet conv4 features (numbers not recalled here); nothing "
-            "below is comparable to it. One seed, one run. *train s*: one thread (`OMP_NUM_THREADS=1`) of a "
-            "shared 2-core CPU. Pictures: the run's last sample grid; inputs above projections; input | "
-            "projection | constraint drawn over it | edit; input a | 8 interpolation steps | input b."),
+            "G's own samples lie on its manifold, so their error is the search's shortfall in this budget (local "
+            "minima included); the real shapes' larger error adds the manifold gap, what the generator cannot draw. "
+            "*edit masked RMSE*: the colour brush on the first real image, its shape's pixels (mask: brighter than "
+            "0.25) painted the complement of their mean colour (`mask=... color=[...]`, lambda_s 5, 200 Adam steps "
+            "from the projection): the RMSE inside the mask against the brush colour, before -> after. The paper "
+            "shows its projections on 64 px shoes, handbags, outdoor scenes and churches with AlexNet conv4 "
+            "features (as recalled, not verified; no numbers recalled); nothing below is comparable to it. One "
+            "seed, one run. *train s*: one thread (`OMP_NUM_THREADS=1`) of a shared 2-core CPU (other jobs ran "
+            "beside it). Pictures: the run's last sample grid; inputs above their projections; input, projection, "
+            "the constraint drawn over it, edit; input a, 8 interpolation steps, input b."),
         common=["model=dcgan"],
-        rows={"dcgan": Row([], score=projection_gap)},
+        rows={"dcgan": Row([], score=projection_gap, note=(
+            "projections: `gan-lab project ckpt=<run> image=[real0.png,...,own7.png] starts=4 steps=500`; edit: "
+            "`gan-lab project ckpt=<run> image=real0.png mask=mask.png color=[...] starts=4 steps=500`; "
+            "interpolation: `gan-lab project ckpt=<run> image=[real0.png,real1.png] interpolate=8 starts=4 steps=500`"))},
         eval=None,
         metrics=["real RMSE", "real PSNR", "own RMSE", "own PSNR", "edit masked RMSE"],
         steps=2500,

@@ -195,6 +195,6 @@ def projection_gap(run_dir: Path) -> dict:
     return {"real RMSE": sum(rmse[:n]) / n, "real PSNR": sum(psnr[:n]) / n,
             "own RMSE": sum(rmse[n:]) / n, "own PSNR": sum(psnr[n:]) / n,
             "edit masked RMSE": f"{edit['edit']['masked_rmse_before']:.3f} -> {edit['edit']['masked_rmse_after']:.3f}",
-            "pictures": [("projections (top: 8 held-out real, 8 G samples; bottom: projections)", grid),
-                         ("colour edit: input | projection | constraint | edit", edit["out"] / "edit_strip.png"),
-                         ("interpolation: input a | 8 steps | input b", interp["out"] / "interpolation.png")]}
+            "pictures": [("projections: 8 held-out real shapes and 8 G samples above their projections", grid),
+                         ("colour edit: input, projection, constraint, edit", edit["out"] / "edit_strip.png"),
+                         ("interpolation: input a, 8 steps, input b", interp["out"] / "interpolation.png")]}
