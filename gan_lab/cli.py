@@ -17,6 +17,8 @@ COMMANDS = {
     "train": ("gan_lab.train", "train a GAN from a composed config (model=, dataset=, loss=, tricks=, hardware=)"),
     "eval": ("gan_lab.eval", "metrics of a checkpoint against real data: FID, IS, KID, precision/recall (ckpt=)"),
     "sample": ("gan_lab.sample", "sample grids, interpolations or folder translations from a checkpoint (ckpt=)"),
+    "project": ("gan_lab.project",
+                "project images onto a generator's manifold, edit them with a colour brush, interpolate (iGAN)"),
     "train-classifier": ("gan_lab.train_classifier",
                          "train and cache the classifier behind eval.features=classifier (dataset=)"),
     "train-text-encoder": ("gan_lab.train_text_encoder",

@@ -3,19 +3,26 @@ all-black image, and pix2pix on shapes_unpaired's test pairs (`gan-lab eval` sco
 training pairs, since that dataset has no test split). All use the pairs and the functions `gan-lab eval` uses for
 translators (gan_lab/metrics/evaluate.py, image_quality.py): the first ``eval.num_samples`` test pairs, L1/PSNR/SSIM
 of [0, 1] images averaged over pairs. Also: the published numbers the super-resolution rows are shown beside; the
-text suite's floor, real-image and Stage-I rows; and the lapgan suite's networks' sizes, LAPGAN's per-level D
-accuracy and the largest class share of their samples (:func:`sizes_and_levels`).
+text suite's floor, real-image and Stage-I rows; the lapgan suite's networks' sizes, LAPGAN's per-level D
+accuracy and the largest class share of their samples (:func:`sizes_and_levels`); and the project suite's
+`gan-lab project` runs (:func:`projection_gap`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from PIL import Image
+from torchvision.utils import save_image
 
 from gan_lab.engine import checkpoint
 from gan_lab.engine.inference import inference
@@ -135,3 +142,59 @@ def sizes_and_levels(run_dir: Path) -> dict:
     return {"G params": f"{sum(p.numel() for p in run.task.G.parameters()) / 1e6:.2f}M",
             "D params": f"{sum(p.numel() for p in run.task.D.parameters()) / 1e6:.2f}M", **levels,
             "largest class share": f"{top[0]:.2f} ({top[1]})"}
+
+
+# -- iGAN projection (suite "project"): `gan-lab project` on held-out real shapes and on G's own samples --
+
+SHAPES = Path(__file__).resolve().parents[1] / "configs" / "dataset" / "shapes.yaml"
+PROJECTED = 8  # images per set
+PROJECT = ["starts=4", "steps=500"]  # the suite's search budget (the command's defaults: 8 starts)
+
+
+def _project(run_dir: Path, name: str, *args: str) -> dict:
+    """`gan-lab project ckpt=<run> ... out=<run>/project/<name>` as a user types it (one thread); returns its
+    projection.json and ``out``."""
+    out = run_dir / "project" / name
+    cmd = [shutil.which("gan-lab") or "gan-lab", "project", f"ckpt={run_dir}", *args, f"out={out}"]
+    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return {"out": out, **json.loads((out / "projection.json").read_text())}
+
+
+def projection_gap(run_dir: Path) -> dict:
+    """Projection error (RMSE and PSNR of [0, 1] images, mean over images) of held-out real shapes (seed 1, unseen
+    in training) and of the generator's own samples, a colour edit of the first real image (its shape's pixels
+    painted the complement of its colour) and an interpolation between the first two; the pictures for the doc."""
+    run = restore(run_dir, torch.device("cpu"))
+    folder = run_dir / "project-inputs"
+    folder.mkdir(exist_ok=True)
+    real = instantiate(OmegaConf.merge(OmegaConf.load(SHAPES), {"seed": 1, "count": PROJECTED})).examples(PROJECTED)
+    torch.manual_seed(0)
+    with inference(run.task, run.generator):
+        own = run.generator(torch.randn(PROJECTED, run.task.z_dim))
+    files = []
+    for name, images in (("real", real["real"]), ("own", own)):
+        for i, image in enumerate(images):
+            files.append(folder / f"{name}{i}.png")
+            save_image(image * 0.5 + 0.5, files[-1])
+    batch = _project(run_dir, "gap", f"image=[{','.join(map(str, files))}]", *PROJECT)
+    rmse, psnr = batch["rmse"], batch["psnr"]
+    shape = real["real"][0] * 0.5 + 0.5
+    inside = shape.amax(0) > 0.25  # the shape's pixels (the background is black)
+    save_image(inside.float()[None], folder / "mask.png")
+    colour = (1 - shape[:, inside].mean(1)).clamp(0, 1)
+    color = "[" + ",".join(f"{c:.2f}" for c in colour.tolist()) + "]"
+    edit = _project(run_dir, "edit", f"image={files[0]}", f"mask={folder / 'mask.png'}", f"color={color}", *PROJECT)
+    interp = _project(run_dir, "interpolation", f"image=[{files[0]},{files[1]}]", "interpolate=8", *PROJECT)
+    grid = folder / "projections.png"  # inputs above their projections
+    rows = [torch.from_numpy(np.array(Image.open(batch["out"] / f"{n}.png"))) for n in ("input", "projection")]
+    Image.fromarray(torch.cat(rows).numpy()).save(grid)
+    n = PROJECTED
+    return {"real RMSE": sum(rmse[:n]) / n, "real PSNR": sum(psnr[:n]) / n,
+            "own RMSE": sum(rmse[n:]) / n, "own PSNR": sum(psnr[n:]) / n,
+            "edit masked RMSE": f"{edit['edit']['masked_rmse_before']:.3f} -> {edit['edit']['masked_rmse_after']:.3f}",
+            "pictures": [("projections: 8 held-out real shapes and 8 G samples above their projections", grid),
+                         ("colour edit: input, projection, constraint, edit", edit["out"] / "edit_strip.png"),
+                         ("interpolation: input a, 8 steps, input b", interp["out"] / "interpolation.png")]}
