@@ -17,6 +17,7 @@ COMMANDS = {
     "train": ("gan_lab.train", "train a GAN from a composed config (model=, dataset=, loss=, tricks=, hardware=)"),
     "eval": ("gan_lab.eval", "metrics of a checkpoint against real data: FID, IS, KID, precision/recall (ckpt=)"),
     "sample": ("gan_lab.sample", "sample grids, interpolations or folder translations from a checkpoint (ckpt=)"),
+    "anomaly": ("gan_lab.anomaly", "AnoGAN / f-AnoGAN anomaly scores and AUROC of a one-class checkpoint (ckpt=)"),
     "train-classifier": ("gan_lab.train_classifier",
                          "train and cache the classifier behind eval.features=classifier (dataset=)"),
     "train-text-encoder": ("gan_lab.train_text_encoder",
