@@ -4,12 +4,16 @@ training pairs, since that dataset has no test split). All use the pairs and the
 translators (gan_lab/metrics/evaluate.py, image_quality.py): the first ``eval.num_samples`` test pairs, L1/PSNR/SSIM
 of [0, 1] images averaged over pairs. Also: the published numbers the super-resolution rows are shown beside; the
 text suite's floor, real-image and Stage-I rows; and the lapgan suite's networks' sizes, LAPGAN's per-level D
-accuracy and the largest class share of their samples (:func:`sizes_and_levels`).
+accuracy and the largest class share of their samples (:func:`sizes_and_levels`); the anogan suite's `gan-lab anomaly`
+runs (:func:`anomaly_scores`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,3 +139,30 @@ def sizes_and_levels(run_dir: Path) -> dict:
     return {"G params": f"{sum(p.numel() for p in run.task.G.parameters()) / 1e6:.2f}M",
             "D params": f"{sum(p.numel() for p in run.task.D.parameters()) / 1e6:.2f}M", **levels,
             "largest class share": f"{top[0]:.2f} ({top[1]})"}
+
+
+# -- one-class anomaly detection (suite "anogan"): `gan-lab anomaly` on a one-digit DCGAN ---------------------------
+
+# Ruff et al. 2018, "Deep One-Class Classification" (ICML), Table 1: AnoGAN's mean AUROC (%) over 10 seeds on MNIST,
+# digit c normal; as recalled in the spec (shared/specs/applications.md §1.5), not verified against the paper.
+RUFF_ANOGAN_MNIST = (96.6, 99.2, 85.0, 88.7, 89.4, 88.3, 94.7, 93.5, 84.9, 92.4)
+
+
+def anomaly_scores(digit: int, search: list[str], encoder: list[str], env: dict[str, str]) -> Callable[[Path], dict]:
+    """`gan-lab anomaly` of the run (in ``env``), once per method (``search`` and ``encoder``: their overrides); the
+    AUROCs, the seconds per scored image and the encoder's training seconds, beside Ruff et al.'s AnoGAN AUROC."""
+    def score(run_dir: Path) -> dict:
+        values = {"AUROC AnoGAN, Ruff et al. (%)": RUFF_ANOGAN_MNIST[digit]}
+        for method, overrides in (("search", search), ("encoder", encoder)):
+            done = subprocess.run([shutil.which("gan-lab") or "gan-lab", "anomaly", f"ckpt={run_dir}", f"method={method}",
+                                   "progress=plain", *overrides], env={**os.environ, **env}, capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"gan-lab anomaly method={method} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+            report = json.loads(max((run_dir / "anomaly").glob(f"*-{method}.json")).read_text())
+            values.update({f"AUROC {method}": report["auroc"], f"s/image {method}": report["seconds_per_image"],
+                           f"images {method}": report["images"]})
+            if method == "encoder":
+                values["encoder train s"] = report["encoder"]["train_seconds"]
+        return values
+
+    return score
