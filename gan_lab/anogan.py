@@ -141,7 +141,7 @@ def train_encoder(encoder: nn.Module, generate: Generate, features: Features, ba
         if on_step is not None:
             on_step(k + 1, loss.item())
     encoder.eval()
-    return float(loss)
+    return float(loss.detach())
 
 
 @torch.no_grad()
