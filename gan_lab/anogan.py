@@ -13,9 +13,8 @@ and cite the paper for (checked in their code; the paper text itself as recalled
 §2.3 "Detection of anomalies": the anomaly score A(x) is that loss at z_Γ, the residual image
 x_R = |x - G(z_Γ)| shows where the anomaly is. Here f = ``D.features`` (the flattened output of D's last
 block before its output layer, as AnoGAN-tf's ``feature_match_layer``), the search is
-:func:`gan_lab.latent_search.search` (Adam on z; the paper's optimiser as recalled is not stated in the
-ports' terms: AnoGAN-tf and the EGAD code use Adam), z clamped into the prior's support when that is
-bounded (a uniform prior).
+:func:`gan_lab.latent_search.search`: Adam on z, as AnoGAN-tf and the EGAD code (the paper's optimiser and
+step size are not checked here), z clamped into the prior's support when that is bounded (a uniform prior).
 
 f-AnoGAN: T. Schlegl, P. Seeböck, S. M. Waldstein, G. Langs, U. Schmidt-Erfurth, "f-AnoGAN: Fast unsupervised
 anomaly detection with generative adversarial networks", Medical Image Analysis 54 (2019). The search is

@@ -3,7 +3,7 @@
 ``gan-lab train model=dcgan dataset=mnist dataset.classes=[0]`` learns the normal class (digit 0);
 ``gan-lab anomaly ckpt=<that run>`` scores every image of the dataset's test split, the normal classes (the
 checkpoint's ``dataset.classes``) against all others, the one-class protocol of Ruff et al. 2018 ("Deep
-One-Class Classification", ICML, §4), and reports the AUROC of the score, its mean per group and the speed.
+One-Class Classification", ICML, its MNIST and CIFAR-10 experiments), and reports the AUROC of the score, its mean per group and the speed.
 
 ``method=search``: AnoGAN (Schlegl et al. 2017, §2.2-2.3): ``steps`` (Γ = 500) Adam steps on z per image with
 G and D frozen, weight (λ = 0.1) on the feature residual; z starts from the prior (seeded by ``seed``).
@@ -116,7 +116,7 @@ def target_of(run: Restored) -> Target:
                           "(e.g. gan-lab train model=dcgan dataset=mnist dataset.classes=[0])")
     if "split" not in dataset:
         raise ConfigError(f"ckpt: its dataset {dataset.get('_target_')} has no test split to score")
-    prior = getattr(task, "prior", "normal")
+    prior = getattr(task, "prior", "normal")  # a model with a ``prior`` setting says; else z ~ N(0, I)
     return Target(run, list(classes), prior, (-1.0, 1.0) if prior == "uniform" else None)
 
 
@@ -227,7 +227,7 @@ def anomaly(cfg: DictConfig) -> dict:
         "anomalous": int(anomalous.sum()),
         "subset": "the whole test split" if len(images) == split_size else
         f"a stratified subset: {len(images)} of the {split_size} test images, each class in its share of the split",
-        "seconds": round(seconds, 3), "images_per_second": len(images) / seconds, "seconds_per_image": seconds / len(images),
+        "count": cfg.count, "batch_size": cfg.batch_size, "seconds": round(seconds, 3), "images_per_second": len(images) / seconds, "seconds_per_image": seconds / len(images),
         **settings, "seed": cfg.seed, "checkpoint": str(run.path), "step": run.step,
         "dataset": run.config.dataset["_target_"], "generator": "ema" if run.generator is not run.task.G else "live",
         "device": str(device), "gan_lab_version": __version__,

@@ -327,7 +327,7 @@ SUITES = {
     "anogan": Suite(
         title="MNIST one-class anomaly detection: AnoGAN search vs f-AnoGAN encoder",
         about=(
-            "The one-class protocol of Ruff et al. 2018 (Deep SVDD, §4): per digit c, a DCGAN (`model=dcgan`, width "
+            "The one-class protocol of Ruff et al. 2018 (Deep SVDD): per digit c, a DCGAN (`model=dcgan`, width "
             "32, z ~ N(0, I) 100-d, 32 px, Adam 2e-4) trained on the training images of c only "
             "(`dataset.classes=[c]`, about 6,000 images) for a short run of 300 steps of batch 64 (about 3 epochs), "
             "seed 0; then MNIST's test split scored by `gan-lab anomaly`, c normal and the other nine digits "

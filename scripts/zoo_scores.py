@@ -148,17 +148,38 @@ def sizes_and_levels(run_dir: Path) -> dict:
 RUFF_ANOGAN_MNIST = (96.6, 99.2, 85.0, 88.7, 89.4, 88.3, 94.7, 93.5, 84.9, 92.4)
 
 
+def anomaly_report(run_dir: Path, method: str, overrides: list[str], env: dict[str, str]) -> dict:
+    """The newest report of `gan-lab anomaly method=<method> <overrides>` on the run: one already in
+    ``<run>/anomaly/`` with those settings (as the zoo keeps finished runs), else a fresh one (in ``env``)."""
+    def matches(report: dict) -> bool:
+        for override in overrides:
+            key, value = override.split("=", 1)
+            node = report
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is None or str(node) != value:
+                return False
+        return True
+
+    for path in sorted((run_dir / "anomaly").glob(f"*-{method}.json"), reverse=True):
+        report = json.loads(path.read_text())
+        if matches(report):
+            return report
+    done = subprocess.run([shutil.which("gan-lab") or "gan-lab", "anomaly", f"ckpt={run_dir}", f"method={method}",
+                           "progress=plain", *overrides], env={**os.environ, **env}, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"gan-lab anomaly method={method} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return json.loads(max((run_dir / "anomaly").glob(f"*-{method}.json")).read_text())
+
+
 def anomaly_scores(digit: int, search: list[str], encoder: list[str], env: dict[str, str]) -> Callable[[Path], dict]:
-    """`gan-lab anomaly` of the run (in ``env``), once per method (``search`` and ``encoder``: their overrides); the
-    AUROCs, the seconds per scored image and the encoder's training seconds, beside Ruff et al.'s AnoGAN AUROC."""
+    """`gan-lab anomaly` of the run (:func:`anomaly_report`), once per method (``search`` and ``encoder``: their
+    overrides); the AUROCs, the seconds per scored image and the encoder's training seconds, beside Ruff et al.'s
+    AnoGAN AUROC of the digit."""
     def score(run_dir: Path) -> dict:
         values = {"AUROC AnoGAN, Ruff et al. (%)": RUFF_ANOGAN_MNIST[digit]}
         for method, overrides in (("search", search), ("encoder", encoder)):
-            done = subprocess.run([shutil.which("gan-lab") or "gan-lab", "anomaly", f"ckpt={run_dir}", f"method={method}",
-                                   "progress=plain", *overrides], env={**os.environ, **env}, capture_output=True, text=True)
-            if done.returncode:
-                raise RuntimeError(f"gan-lab anomaly method={method} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-            report = json.loads(max((run_dir / "anomaly").glob(f"*-{method}.json")).read_text())
+            report = anomaly_report(run_dir, method, overrides, env)
             values.update({f"AUROC {method}": report["auroc"], f"s/image {method}": report["seconds_per_image"],
                            f"images {method}": report["images"]})
             if method == "encoder":
