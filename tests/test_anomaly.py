@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 from torch import nn
 
 from gan_lab import config as config_lib
@@ -17,6 +18,7 @@ from gan_lab.data.shapes import Shapes
 from gan_lab.data.vision import MNIST
 from gan_lab.errors import ConfigError
 from gan_lab.latent_search import frozen
+from gan_lab.metrics import classifier
 from gan_lab.models.dcgan import Discriminator, Generator
 from gan_lab.train import run
 from tests.conftest import TINY, compose_train, require_data
@@ -188,6 +190,18 @@ def test_dataset_classes_keep_those_images_in_order():
     keep = (every.tensors["label"] == 3) | (every.tensors["label"] == 5)
     assert torch.equal(some.tensors["label"], every.tensors["label"][keep])
     assert torch.equal(some.tensors["real"], every.tensors["real"][keep])
+
+
+def test_a_run_on_some_classes_gets_the_classifier_of_every_class(tmp_path):
+    """eval.features=classifier on a one-class run: the classifier still learns (and is cached for) all ten classes."""
+    root = require_data("cifar-10-partial").parent
+    settings = OmegaConf.create({"steps": 2, "batch_size": 8, "lr": 1e-3, "width": 4, "seed": 0, "cache_dir": str(tmp_path)})
+    node = {"_target_": "gan_lab.data.cifar_partial.CIFAR10Partial", "root": str(root), "split": "train",
+            "image_size": 32, "channels": 3, "num_classes": 10}
+    one = classifier.load_or_train({**node, "classes": [0]}, settings, torch.device("cpu"))
+    every = classifier.load_or_train({**node, "classes": None}, settings, torch.device("cpu"))
+    assert one.trained and not every.trained and one.path == every.path
+    assert sum(a is not None for a in one.accuracy["per_class"]) == 10
 
 
 # --- `gan-lab anomaly` -----------------------------------------------------------------------------------------
