@@ -44,7 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 class Row:
     """A row with more than training overrides (a plain list of overrides is ``Row(overrides)``)."""
     train: list[str] | None  # its overrides of `gan-lab train`; None: nothing is trained (a baseline)
-    score: Callable[[Path | None], dict] | None = None  # values computed here from the run directory
+    # values computed here from the run directory; "pictures": (alt text, image file) pairs shown beside the grids
+    score: Callable[[Path | None], dict] | None = None
     # An override "key=@<row>" names another row's run directory (StackGAN Stage II on the Stage-I row's run).
     note: str = ""  # a line under the table, formatted with the row's values
 
@@ -345,7 +346,8 @@ SUITES = {
             "with their preprocessing (global contrast normalisation, min-max scaling) and their AnoGAN training "
             "budget: ours is one seed, a short run, 200 images for the search, so differences of a few points are "
             "within noise (with 20 normal images the search's AUROC moves by several points between subsets). "
-            "Samples: the last training grid of each digit's GAN."),
+            "Samples: the last training grid of each digit's GAN, then the search's grid: the first 8 normal and 8 "
+            "anomalous images of the scored subset (top), G(z*) (middle), the residual |x - G(z*)| (bottom)."),
         common=["model=dcgan", "dataset=mnist", "train.batch_size=64"],
         rows={str(d): Row([f"dataset.classes=[{d}]"],
                           score=anomaly_scores(d, ANOMALY_SEARCH, ANOMALY_ENCODER, {**DATA, **ONE_THREAD}))
@@ -473,6 +475,10 @@ def main() -> None:
             sys.exit(1)
         if spec.train is not None:
             results[row]["grids"] = copy_grids(run_dir, images / args.suite, row)
+        for alt, png in results[row].pop("pictures", []):  # a row's own images (anogan: the anomaly grids)
+            name = f"{slug(row)}_{slug(alt)}.png"
+            shutil.copy(png, images / args.suite / name)
+            results[row].setdefault("grids", []).append((alt, name))
         table.add_row(row, *(fmt(results[row].get(c)) for c in columns(suite)))
     console.print(table)
     write_section(args.doc, args.suite, markdown(suite, args.suite, results, steps, images))

@@ -175,7 +175,7 @@ def anomaly_report(run_dir: Path, method: str, overrides: list[str], env: dict[s
 def anomaly_scores(digit: int, search: list[str], encoder: list[str], env: dict[str, str]) -> Callable[[Path], dict]:
     """`gan-lab anomaly` of the run (:func:`anomaly_report`), once per method (``search`` and ``encoder``: their
     overrides); the AUROCs, the seconds per scored image and the encoder's training seconds, beside Ruff et al.'s
-    AnoGAN AUROC of the digit."""
+    AnoGAN AUROC of the digit, and the search's grid (the first 8 normal and 8 anomalous test images scored)."""
     def score(run_dir: Path) -> dict:
         values = {"AUROC AnoGAN, Ruff et al. (%)": RUFF_ANOGAN_MNIST[digit]}
         for method, overrides in (("search", search), ("encoder", encoder)):
@@ -184,6 +184,8 @@ def anomaly_scores(digit: int, search: list[str], encoder: list[str], env: dict[
                            f"images {method}": report["images"]})
             if method == "encoder":
                 values["encoder train s"] = report["encoder"]["train_seconds"]
+            else:
+                values["pictures"] = [(f"{digit} search: queries, G(z*), residuals", Path(report["files"]["png"]))]
         return values
 
     return score
