@@ -120,7 +120,7 @@ def target_of(run: Restored) -> Target:
     return Target(run, list(classes), prior, (-1.0, 1.0) if prior == "uniform" else None)
 
 
-def test_images(target: Target, count: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+def scored_images(target: Target, count: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """(images, labels, anomalous, indices in the test split) of the stratified subset to score, and the size
     of the whole test split."""
     node = OmegaConf.to_container(target.run.config.dataset, resolve=True)
@@ -213,7 +213,7 @@ def anomaly(cfg: DictConfig) -> dict:
     check_settings(cfg)
     device = resolve_device(OmegaConf.create({"device": cfg.device}))
     target = target_of(restore(cfg.ckpt, device, use_ema=cfg.ema))
-    images, labels, anomalous, index, split_size = test_images(target, cfg.count)
+    images, labels, anomalous, index, split_size = scored_images(target, cfg.count)
     method = by_search if cfg.method == "search" else by_encoder
     scores, seconds, settings = method(cfg, target, images, device)
     run = target.run
