@@ -19,6 +19,7 @@ COMMANDS = {
     "sample": ("gan_lab.sample", "sample grids, interpolations or folder translations from a checkpoint (ckpt=)"),
     "project": ("gan_lab.project",
                 "project images onto a generator's manifold, edit them with a colour brush, interpolate (iGAN)"),
+    "anomaly": ("gan_lab.anomaly", "AnoGAN / f-AnoGAN anomaly scores and AUROC of a one-class checkpoint (ckpt=)"),
     "train-classifier": ("gan_lab.train_classifier",
                          "train and cache the classifier behind eval.features=classifier (dataset=)"),
     "train-text-encoder": ("gan_lab.train_text_encoder",

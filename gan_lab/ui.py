@@ -30,7 +30,8 @@ def format_duration(seconds: float) -> str:
 
 
 class ProgressReport:
-    """Training progress: step, images/s, ETA and the latest logged losses.
+    """Progress of a loop: step, images/s, ETA and the latest logged losses. ``name`` labels the bar and
+    ``unit`` the plain lines (training: "train", "step"; ``gan-lab anomaly``: its batches).
 
     ``mode="auto"`` shows a live bar only on an interactive terminal; a plain
     line every ``every`` steps is always logged (to the console in plain mode and to
@@ -38,8 +39,9 @@ class ProgressReport:
     the real images drawn (every phase's batches), so they hold for any phase list.
     """
 
-    def __init__(self, total: int, start: int, images: int, every: int, mode: str = "auto"):
-        self.total, self.start, self.every = total, start, every
+    def __init__(self, total: int, start: int, images: int, every: int, mode: str = "auto", name: str = "train",
+                 unit: str = "step"):
+        self.total, self.start, self.every, self.name, self.unit = total, start, every, name, unit
         self.live = mode == "bar" or (mode == "auto" and CONSOLE.is_interactive)
         self._tw, self._iw = time.perf_counter(), images
         self._recent: deque[tuple[float, int]] = deque(maxlen=20)  # the bar's rate: the last 20 steps
@@ -51,13 +53,13 @@ class ProgressReport:
     def __enter__(self) -> "ProgressReport":
         if self.live:
             self._progress = Progress(
-                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                TextColumn(f"[bold]{self.name}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]} img/s"), TimeElapsedColumn(), TextColumn("ETA"),
                 TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
                 console=CONSOLE, refresh_per_second=4,
             )
             self._progress.start()
-            self._task = self._progress.add_task("train", total=self.total, completed=self.start,
+            self._task = self._progress.add_task(self.name, total=self.total, completed=self.start,
                                                  rate=format_rate(0.0), losses="")
         return self
 
@@ -78,7 +80,7 @@ class ProgressReport:
             self.window_rate = (images - self._iw) / max(now - self._tw, 1e-9)
             self._tw, self._iw = now, images
             eta = (self.total - step) * (now - t_old) / max(len(self._recent) - 1, 1)
-            log.info("step %d/%d | %s img/s | ETA %s | %s", step, self.total, format_rate(self.window_rate),
+            log.info("%s %d/%d | %s img/s | ETA %s | %s", self.unit, step, self.total, format_rate(self.window_rate),
                      format_duration(eta), self.loss_text())
         if self._progress is not None:
             self._progress.update(self._task, completed=step, rate=format_rate(self.rate), losses=self.loss_text())

@@ -10,6 +10,7 @@ each with ``gan-lab eval``, print a table, and write the table and the last samp
     python scripts/zoo.py sr                    # 4x super-resolution: SRResNet, SRGAN vs bicubic, PSNR-Y / SSIM-Y
     python scripts/zoo.py text                  # shapes_text: GAN-INT-CLS vs StackGAN, caption accuracy/retrieval
     python scripts/zoo.py project               # iGAN projection of real shapes vs G's own samples, an edit
+    python scripts/zoo.py anogan                # MNIST one-class: AnoGAN search vs f-AnoGAN encoder, AUROC per digit
     python scripts/zoo.py toy2d --steps 200 --only nonsaturating,wgan_gp --out /tmp/zoo --doc /tmp/results.md
 
 Every run goes through the ``gan-lab`` command exactly as a user would type it; the command of each
@@ -34,9 +35,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from gan_lab.engine import checkpoint
-from zoo_scores import (HELDOUT_CAPTIONS, PROJECT, PROJECTED, SET14_X4, TEST_PAIRS, black,  # scripts/zoo_scores.py
+from zoo_scores import (HELDOUT_CAPTIONS, PROJECT, PROJECTED, SET14_X4, TEST_PAIRS, anomaly_scores, black,  # scripts/
                         most_frequent_guess, paper, projection_gap, real_captioned, sizes_and_levels, supervised,
-                        untranslated)
+                        untranslated)  # zoo_scores.py
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,6 +76,10 @@ RMSPROP = ["optim.G._target_=torch.optim.RMSprop", "~optim.G.betas", "optim.G.lr
 ADAM_DCGAN = [key for p in ("G", "D") for key in (f"optim.{p}._target_=torch.optim.Adam", f"~optim.{p}.momentum",
                                                    f"optim.{p}.lr=2e-4", f"+optim.{p}.betas=[0.5,0.999]")]
 ADAM_GP = ["optim.G.lr=1e-4", "optim.G.betas=[0.0,0.9]", "optim.D.lr=1e-4", "optim.D.betas=[0.0,0.9]"]
+# The anogan suite's `gan-lab anomaly` settings: the search on a stratified subset with a reduced Gamma, the encoder on
+# the whole test split (see the suite's text).
+ANOMALY_SEARCH = ["count=200", "steps=100", "batch_size=200"]
+ANOMALY_ENCODER = ["encoder.iterations=250"]
 
 SUITES = {
     "toy2d": Suite(
@@ -350,6 +355,39 @@ SUITES = {
         metrics=["real RMSE", "real PSNR", "own RMSE", "own PSNR", "edit masked RMSE"],
         steps=2500,
         env=ONE_THREAD,
+    ),
+    "anogan": Suite(
+        title="MNIST one-class anomaly detection: AnoGAN search vs f-AnoGAN encoder",
+        about=(
+            "The one-class protocol of Ruff et al. 2018 (Deep SVDD): per digit c, a DCGAN (`model=dcgan`, width "
+            "32, z ~ N(0, I) 100-d, 32 px, Adam 2e-4) trained on the training images of c only "
+            "(`dataset.classes=[c]`, about 6,000 images) for a short run of 300 steps of batch 64 (about 3 epochs), "
+            "seed 0; then MNIST's test split scored by `gan-lab anomaly`, c normal and the other nine digits "
+            "anomalous, AUROC of the anomaly score. *AUROC search*: AnoGAN (Schlegl et al. 2017, §2.2-2.3), "
+            f"`{' '.join(ANOMALY_SEARCH)}`: a stratified subset of 200 of the 10,000 test images (each digit in its "
+            "share, about 20 per digit) and Γ = 100 Adam steps on z (lr 0.01, z from N(0, I), seed 0) instead of the "
+            "paper's 500, λ = 0.1: the full protocol (10,000 images x 500 steps) would take over an hour per digit "
+            "here. "
+            f"*AUROC encoder*: f-AnoGAN's izi_f encoder (Schlegl et al. 2019), `{' '.join(ANOMALY_ENCODER)}` "
+            "(RMSProp 5e-5, κ = 1, batch 64; the reference code trains 50,000 iterations) on the digit's training "
+            "images, scored on all 10,000 test images. *s/image*: scoring seconds per test image (encoder: without "
+            "its training, *encoder train s*), one thread (`OMP_NUM_THREADS=1`) of a shared 2-core CPU with other "
+            "jobs running: indicative only. *AUROC AnoGAN, Ruff et al.*: the AnoGAN row of Ruff et al. 2018, Table 1 "
+            "(as recalled in the spec, not verified against the paper), a mean over 10 seeds on the whole test set "
+            "with their preprocessing (global contrast normalisation, min-max scaling) and their AnoGAN training "
+            "budget: ours is one seed, a short run, 200 images for the search, so differences of a few points are "
+            "within noise (with 20 normal images the search's AUROC moves by several points between subsets). "
+            "Samples: the last training grid of each digit's GAN, then the search's grid: the first 8 normal and 8 "
+            "anomalous images of the scored subset (top), G(z*) (middle), the residual |x - G(z*)| (bottom)."),
+        common=["model=dcgan", "dataset=mnist", "train.batch_size=64"],
+        rows={str(d): Row([f"dataset.classes=[{d}]"],
+                          score=anomaly_scores(d, ANOMALY_SEARCH, ANOMALY_ENCODER, {**DATA, **ONE_THREAD}))
+              for d in range(10)},
+        eval=None,
+        metrics=["AUROC search", "AUROC encoder", "AUROC AnoGAN, Ruff et al. (%)", "s/image search",
+                 "s/image encoder", "encoder train s"],
+        steps=300,
+        env={**DATA, **ONE_THREAD},
     ),
 }
 

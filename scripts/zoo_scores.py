@@ -4,8 +4,8 @@ training pairs, since that dataset has no test split). All use the pairs and the
 translators (gan_lab/metrics/evaluate.py, image_quality.py): the first ``eval.num_samples`` test pairs, L1/PSNR/SSIM
 of [0, 1] images averaged over pairs. Also: the published numbers the super-resolution rows are shown beside; the
 text suite's floor, real-image and Stage-I rows; the lapgan suite's networks' sizes, LAPGAN's per-level D
-accuracy and the largest class share of their samples (:func:`sizes_and_levels`); and the project suite's
-`gan-lab project` runs (:func:`projection_gap`).
+accuracy and the largest class share of their samples (:func:`sizes_and_levels`); the project suite's
+`gan-lab project` runs (:func:`projection_gap`); the anogan suite's `gan-lab anomaly` runs (:func:`anomaly_scores`).
 """
 
 from __future__ import annotations
@@ -198,3 +198,53 @@ def projection_gap(run_dir: Path) -> dict:
             "pictures": [("projections: 8 held-out real shapes and 8 G samples above their projections", grid),
                          ("colour edit: input, projection, constraint, edit", edit["out"] / "edit_strip.png"),
                          ("interpolation: input a, 8 steps, input b", interp["out"] / "interpolation.png")]}
+
+
+# -- one-class anomaly detection (suite "anogan"): `gan-lab anomaly` on a one-digit DCGAN ---------------------------
+
+# Ruff et al. 2018, "Deep One-Class Classification" (ICML), Table 1: AnoGAN's mean AUROC (%) over 10 seeds on MNIST,
+# digit c normal; as recalled in the spec (shared/specs/applications.md §1.5), not verified against the paper.
+RUFF_ANOGAN_MNIST = (96.6, 99.2, 85.0, 88.7, 89.4, 88.3, 94.7, 93.5, 84.9, 92.4)
+
+
+def anomaly_report(run_dir: Path, method: str, overrides: list[str], env: dict[str, str]) -> dict:
+    """The newest report of `gan-lab anomaly method=<method> <overrides>` on the run: one already in
+    ``<run>/anomaly/`` with those settings (as the zoo keeps finished runs), else a fresh one (in ``env``)."""
+    def matches(report: dict) -> bool:
+        for override in overrides:
+            key, value = override.split("=", 1)
+            node = report
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is None or str(node) != value:
+                return False
+        return True
+
+    for path in sorted((run_dir / "anomaly").glob(f"*-{method}.json"), reverse=True):
+        report = json.loads(path.read_text())
+        if matches(report):
+            return report
+    done = subprocess.run([shutil.which("gan-lab") or "gan-lab", "anomaly", f"ckpt={run_dir}", f"method={method}",
+                           "progress=plain", *overrides], env={**os.environ, **env}, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"gan-lab anomaly method={method} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return json.loads(max((run_dir / "anomaly").glob(f"*-{method}.json")).read_text())
+
+
+def anomaly_scores(digit: int, search: list[str], encoder: list[str], env: dict[str, str]) -> Callable[[Path], dict]:
+    """`gan-lab anomaly` of the run (:func:`anomaly_report`), once per method (``search`` and ``encoder``: their
+    overrides); the AUROCs, the seconds per scored image and the encoder's training seconds, beside Ruff et al.'s
+    AnoGAN AUROC of the digit, and the search's grid (the first 8 normal and 8 anomalous test images scored)."""
+    def score(run_dir: Path) -> dict:
+        values = {"AUROC AnoGAN, Ruff et al. (%)": RUFF_ANOGAN_MNIST[digit]}
+        for method, overrides in (("search", search), ("encoder", encoder)):
+            report = anomaly_report(run_dir, method, overrides, env)
+            values.update({f"AUROC {method}": report["auroc"], f"s/image {method}": report["seconds_per_image"],
+                           f"images {method}": report["images"]})
+            if method == "encoder":
+                values["encoder train s"] = report["encoder"]["train_seconds"]
+            else:
+                values["pictures"] = [(f"{digit} search: queries, G(z*), residuals", Path(report["files"]["png"]))]
+        return values
+
+    return score

@@ -14,6 +14,7 @@ The contract the engine and the tasks rely on: ``kind`` (an open string a task l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -119,6 +120,32 @@ def check_choice(key: str, value, choices: tuple) -> None:
 def check_bool(key: str, value) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"dataset.{key} must be true or false, got {value!r}")
+
+
+def check_classes(classes, num_classes: int) -> tuple[int, ...] | None:
+    """``dataset.classes``: None (every class), or distinct labels in ``[0, num_classes)`` (one int or a list),
+    else a ValueError naming the key. Checked before any file is read."""
+    if classes is None:
+        return None
+    if isinstance(classes, int) and not isinstance(classes, bool):
+        classes = [classes]
+    if (isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence) or not classes
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes)):
+        raise ValueError(f"dataset.classes must be null or a non-empty list of class indices, got {classes!r}")
+    unknown = [c for c in classes if not 0 <= c < num_classes]
+    if unknown or len(set(classes)) != len(classes):
+        problem = f"has no class {unknown[0]}" if unknown else "repeats a class"
+        raise ValueError(f"dataset.classes={list(classes)}: the dataset {problem} (classes are 0..{num_classes - 1})")
+    return tuple(classes)
+
+
+def keep_classes(tensors: dict[str, torch.Tensor], classes: tuple[int, ...] | None) -> dict[str, torch.Tensor]:
+    """The examples whose ``label`` is one of ``classes``, in their original order (labels unchanged);
+    everything when ``classes`` is None."""
+    if classes is None:
+        return tensors
+    keep = torch.isin(tensors["label"], torch.tensor(classes, dtype=tensors["label"].dtype))
+    return {key: value[keep] for key, value in tensors.items()}
 
 
 def check_channels(channels) -> int:

@@ -1,7 +1,9 @@
 """torchvision image sets (MNIST, Fashion-MNIST, CIFAR-10) as uint8 tensors.
 
 The raw ``.data``/``.targets`` arrays of the torchvision datasets are converted in
-one go (no per-image PIL loop) and resized once to ``image_size``. A missing set
+one go (no per-image PIL loop) and resized once to ``image_size``. ``classes`` keeps
+only the images of some classes (the normal data of a one-class anomaly detector,
+``gan-lab anomaly``). A missing set
 raises :class:`DataNotFoundError` naming every folder torchvision looked in and how
 to get the files.
 
@@ -13,13 +15,14 @@ from __future__ import annotations
 
 import torch
 
-from gan_lab.data.base import (TensorDataset, absolute_root, check_bool, check_channels, check_choice, check_int,
-                               match_channels, resize_images)
+from gan_lab.data.base import (TensorDataset, absolute_root, check_bool, check_channels, check_choice, check_classes,
+                               check_int, keep_classes, match_channels, resize_images)
 from gan_lab.errors import DataNotFoundError
 
 
 class _TorchvisionImages(TensorDataset):
-    """One torchvision image set, decoded into ``real`` uint8 (N, C, S, S) and ``label`` int64."""
+    """One torchvision image set, decoded into ``real`` uint8 (N, C, S, S) and ``label`` int64; with ``classes``,
+    only the images of those classes (in their order in the set, labels unchanged)."""
 
     kind = "image"
     tv_class: str          # name in torchvision.datasets
@@ -29,23 +32,26 @@ class _TorchvisionImages(TensorDataset):
     classes: int = 10
 
     # Subclasses spell out their signature (and defaults) so Hydra keys map 1:1 to arguments.
-    def __init__(self, root, split: str, download: bool, image_size: int, channels: int, num_classes: int):
+    def __init__(self, root, split: str, download: bool, image_size: int, channels: int, num_classes: int,
+                 classes):
         check_choice("split", split, ("train", "test"))
         check_bool("download", download)
         self.image_size = check_int("image_size", image_size)
         self.channels = check_channels(channels)
         if num_classes != self.classes:
             raise ValueError(f"dataset.num_classes must be {self.classes} for {self.tv_class}, got {num_classes!r}")
+        self.selected = check_classes(classes, num_classes)
         self.root = absolute_root(root)
         self.split = split
 
         data, targets = self._load(download)
-        images = torch.as_tensor(data)
+        labels = torch.as_tensor(targets, dtype=torch.int64)
+        tensors = keep_classes({"real": torch.as_tensor(data), "label": labels}, self.selected)
+        images = tensors["real"]
         # MNIST-style sets are (N, H, W); CIFAR is (N, H, W, C) like PIL.
         images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
         images = match_channels(resize_images(images.contiguous(), self.image_size), self.channels)
-        labels = torch.as_tensor(targets, dtype=torch.int64)
-        super().__init__({"real": images, "label": labels}, num_classes)
+        super().__init__({"real": images, "label": tensors["label"]}, num_classes)
 
     def _load(self, download: bool):
         # torchvision costs ~3 s to import; only these three datasets need it.
@@ -81,8 +87,8 @@ class MNIST(_TorchvisionImages):
     source = "the four MNIST .gz files from ossci-datasets.s3.amazonaws.com/mnist"
 
     def __init__(self, root, split: str = "train", download: bool = True, image_size: int = 32,
-                 channels: int = 1, num_classes: int = 10):
-        super().__init__(root, split, download, image_size, channels, num_classes)
+                 channels: int = 1, num_classes: int = 10, classes: list[int] | None = None):
+        super().__init__(root, split, download, image_size, channels, num_classes, classes)
 
 
 class FashionMNIST(_TorchvisionImages):
@@ -94,8 +100,8 @@ class FashionMNIST(_TorchvisionImages):
     source = "the four Fashion-MNIST .gz files from fashion-mnist.s3-website.eu-central-1.amazonaws.com"
 
     def __init__(self, root, split: str = "train", download: bool = True, image_size: int = 32,
-                 channels: int = 1, num_classes: int = 10):
-        super().__init__(root, split, download, image_size, channels, num_classes)
+                 channels: int = 1, num_classes: int = 10, classes: list[int] | None = None):
+        super().__init__(root, split, download, image_size, channels, num_classes, classes)
 
 
 class CIFAR10(_TorchvisionImages):
@@ -108,5 +114,5 @@ class CIFAR10(_TorchvisionImages):
     source = "cifar-10-python.tar.gz from www.cs.toronto.edu/~kriz/cifar.html"
 
     def __init__(self, root, split: str = "train", download: bool = True, image_size: int = 32,
-                 channels: int = 3, num_classes: int = 10):
-        super().__init__(root, split, download, image_size, channels, num_classes)
+                 channels: int = 3, num_classes: int = 10, classes: list[int] | None = None):
+        super().__init__(root, split, download, image_size, channels, num_classes, classes)

@@ -245,7 +245,9 @@ def cache_key(dataset: dict, settings) -> dict:
 
 
 def load_or_train(dataset: dict, settings, device: torch.device, force: bool = False) -> CachedClassifier:
-    """The classifier of a resolved dataset config node: from the cache, else trained, evaluated and cached."""
+    """The classifier of a resolved dataset config node: from the cache, else trained, evaluated and cached.
+    A run on some classes only (``dataset.classes``) gets the classifier of every class of its dataset."""
+    dataset = {k: v for k, v in dataset.items() if k != "classes"}
     check_labelled_images(dataset)
 
     def train_now() -> tuple[Classifier, dict]:
