@@ -506,8 +506,8 @@ def main() -> None:
             sys.exit(1)
         if spec.train is not None:
             results[row]["grids"] = copy_grids(run_dir, images / args.suite, row)
-        for alt, picture in results[row].pop("pictures", []):
-            results[row]["grids"].append((f"{row}: {alt}", f"{slug(row)}_{picture.stem}.png"))
+        for alt, picture in results[row].pop("pictures", []):  # named by the alt text's label, before its colon
+            results[row]["grids"].append((f"{row}: {alt}", f"{slug(row)}_{slug(alt.split(':')[0])}.png"))
             shutil.copy(picture, images / args.suite / results[row]["grids"][-1][1])
         table.add_row(row, *(fmt(results[row].get(c)) for c in columns(suite)))
     console.print(table)

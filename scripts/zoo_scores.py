@@ -244,7 +244,7 @@ def anomaly_scores(digit: int, search: list[str], encoder: list[str], env: dict[
             if method == "encoder":
                 values["encoder train s"] = report["encoder"]["train_seconds"]
             else:
-                values["pictures"] = [(f"{digit} search: queries, G(z*), residuals", Path(report["files"]["png"]))]
+                values["pictures"] = [("search: queries, G(z*), residuals", Path(report["files"]["png"]))]
         return values
 
     return score
