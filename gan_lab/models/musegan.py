@@ -162,7 +162,8 @@ class Generator(nn.Module):
             if self.private_temporal:
                 track_t = self.track_temporal(z_it.flatten(1)).view(b, m, self.d, bars)
             else:
-                track_t = self.temporal(z_it.flatten(0, 1)).view(b, m, self.d, bars)
+                # one call per track, as the code's reused network: batch statistics stay per track
+                track_t = torch.stack([self.temporal(z_it[:, k]) for k in range(m)], 1)
             if z is not None:
                 per_bar = [x[:, :, None].expand(b, bars, m, -1) for x in per_bar]
             per_bar += [z_i[:, None].expand(b, bars, m, -1), track_t.permute(0, 3, 1, 2)]
