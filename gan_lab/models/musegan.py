@@ -13,8 +13,10 @@ A sample is a multi-track piano roll of T bars (data kind ``roll``: (tracks M, T
 - "MuseGAN" (Eq. 5, Fig. 5): both combined. The bar of track i at bar t comes from
   G_bar,i(z, G_temp(z_t)^(t), z_i, G_temp,i(z_i,t)^(t)): inter-track time-independent z, inter-track
   time-dependent z_t through G_temp, intra-track time-independent z_i, intra-track time-dependent z_i,t
-  through the track's own G_temp,i. The latents total 128 (footnote 9): 4 x 32 for the hybrid model,
-  2 x 64 (z_i, z_i,t) for jamming and (z, z_t) for composer, as the paper's code (v1 ``config.py``).
+  through the track's own G_temp,i (the formula's notation as recalled, not re-read; the four kinds of latent
+  and the three models as the authors' model page, salu133445.github.io/musegan/model). The latents total
+  128 (footnote 9): 4 x 32 for the hybrid model, 2 x 64 (z_i, z_i,t) for jamming and (z, z_t) for composer,
+  as the paper's code (v1 ``config.py``).
 - "Implementation: Model Settings": WGAN-GP (lambda 10), G updated once every five critic updates, batch
   norm only in G (the critic has none: the penalty is per sample). The loss and penalty are the lab's
   (``loss=wasserstein``, ``tricks/gradient_penalty``); Adam lr 2e-4, betas (0.5, 0.9) from the paper's
