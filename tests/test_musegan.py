@@ -258,6 +258,13 @@ def test_gradient_penalty_is_per_critic():
 # ---------------------------------------------------------------- data and MIDI
 
 
+def test_a_missing_music_package_names_the_extra():
+    from gan_lab.data.music import import_optional
+
+    with pytest.raises(ConfigError, match=r"no_such_music_package is not installed.*pip install 'gan-lab\[music\]'"):
+        import_optional("no_such_music_package")
+
+
 def test_missing_npz_says_where_it_looked_and_how_to_get_it(tmp_path):
     args = dict(tracks=["b"], programs=[33], drums=[False])
     with pytest.raises(DataNotFoundError, match=f"looked for {tmp_path / 'none.npz'}.*train_x_lpd_5_phr.npz"):
