@@ -1,5 +1,6 @@
-"""``gan-lab sample``: sample grids, latent interpolations, latent-code traversals, folder translation and
-images from sentences (text-to-image models) from a checkpoint."""
+"""``gan-lab sample``: sample grids, latent interpolations, latent-code traversals, folder translation,
+images from sentences (text-to-image models) and files of a model's own format (``format=midi``) from a
+checkpoint."""
 
 from __future__ import annotations
 
@@ -103,11 +104,28 @@ def translate(run: Restored, input_dir: Path, output_dir: Path, direction: str, 
     return len(paths)
 
 
+@torch.no_grad()
+def sample_files(run: Restored, fmt: str, n: int, out_dir: Path) -> list[Path]:
+    """``n`` samples from the prior, one file of format ``fmt`` each (the task's ``save_sample``: MIDI files of
+    piano-roll models), named ``000``, ``001``, ... in ``out_dir``."""
+    if fmt not in type(run.task).sample_formats:
+        raise ConfigError(f"format={fmt}: {type(run.task).__name__} writes png grids"
+                          f"{''.join(f' or {f} files' for f in type(run.task).sample_formats)}")
+    with inference(run.task, run.generator):
+        samples = run.task.sample(n, run.generator)["samples"]
+    return [run.task.save_sample(sample, out_dir / f"{i:03d}", fmt) for i, sample in enumerate(samples)]
+
+
 def write_samples(cfg: DictConfig) -> None:
     """Everything `gan-lab sample` writes for ``cfg``."""
     torch.manual_seed(cfg.seed)  # the ops that draw from the global RNG (pix2pix's dropout)
     run = restore(cfg.ckpt, resolve_device(OmegaConf.create({"device": cfg.device})), use_ema=cfg.ema)
     run.task.seed_latent(cfg.seed)
+    if cfg.format != "png":
+        out = Path(cfg.out or run.path.parent.parent / "samples" / f"{cfg.format}-{run.step:07d}-seed{cfg.seed}")
+        files = sample_files(run, str(cfg.format), cfg.n, out)
+        log.info("wrote %d %s files into %s (step %d)", len(files), cfg.format, out, run.step)
+        return
     if cfg.input_dir:
         if not cfg.output_dir:
             raise ConfigError("input_dir= needs output_dir= (where the translated images go)")

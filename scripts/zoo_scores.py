@@ -5,7 +5,8 @@ translators (gan_lab/metrics/evaluate.py, image_quality.py): the first ``eval.nu
 of [0, 1] images averaged over pairs. Also: the published numbers the super-resolution rows are shown beside; the
 text suite's floor, real-image and Stage-I rows; the lapgan suite's networks' sizes, LAPGAN's per-level D
 accuracy and the largest class share of their samples (:func:`sizes_and_levels`); the project suite's
-`gan-lab project` runs (:func:`projection_gap`); the anogan suite's `gan-lab anomaly` runs (:func:`anomaly_scores`).
+`gan-lab project` runs (:func:`projection_gap`); the anogan suite's `gan-lab anomaly` runs (:func:`anomaly_scores`); the musegan suite's chorale rows
+and the paper's tables (:func:`bach_data`, :func:`musegan_paper`).
 """
 
 from __future__ import annotations
@@ -247,4 +248,84 @@ def anomaly_scores(digit: int, search: list[str], encoder: list[str], env: dict[
                 values["pictures"] = [("search: queries, G(z*), residuals", Path(report["files"]["png"]))]
         return values
 
+
+
+# -- MuseGAN (suite "musegan"): per-track metrics joined into one cell per metric, as the paper's tables --
+
+VOICES = ("soprano", "alto", "tenor", "bass")
+VOICE_PAIRS = [(a, b) for i, a in enumerate(VOICES) for b in VOICES[i + 1:]]
+BACH = Path(__file__).resolve().parents[1] / "configs" / "dataset" / "bach_chorales.yaml"
+QN_THRESHOLD = 2  # eval.available.qn.threshold's default
+
+
+def music_cells(values: dict, suffix: str = "") -> dict:
+    """A `gan-lab eval` report's per-track MuseGAN metrics as the table's four cells."""
+    def cell(keys):
+        return "/".join(f"{values[k]:.3g}" for k in keys)
+
+    return {"EB % S/A/T/B": cell([f"EB % {v}{suffix}" for v in VOICES]),
+            "UPC S/A/T/B": cell([f"UPC {v}{suffix}" for v in VOICES]),
+            "QN % S/A/T/B": cell([f"QN % {v}{suffix}" for v in VOICES]),
+            "TD SA/ST/SB/AT/AB/TB": cell([f"TD {a}-{b}{suffix}" for a, b in VOICE_PAIRS])}
+
+
+def music_generated(run_dir: Path) -> dict:
+    """the run's latest `gan-lab eval` report, its generated samples' values"""
+    return music_cells(json.loads(max((run_dir / "eval").glob("*.json")).read_text())["metrics"])
+
+
+def bach_data(shuffled: bool) -> Callable[[None], dict]:
+    """All phrases of dataset=bach_chorales through gan_lab.metrics.music; TD ``shuffled``: each voice's phrases
+    re-paired at random (TonalDistance's seed-0 permutation, the paper's "train (shuffled)" row)."""
+    from gan_lab.metrics import music
+
+    def score(_: None) -> dict:
+        data = instantiate(OmegaConf.load(BACH))
+        rolls = data.tensors["real"] > 0
+        eb = music.empty_bars(rolls, data.steps_per_bar)
+        upc = music.used_pitch_classes(rolls, data.steps_per_bar, data.lowest_pitch)
+        qn = music.qualified_notes(rolls, QN_THRESHOLD)
+        values = {**{f"EB % {v}": 100 * float(x) for v, x in zip(VOICES, eb)},
+                  **{f"UPC {v}": float(x) for v, x in zip(VOICES, upc)},
+                  **{f"QN % {v}": 100 * float(x) for v, x in zip(VOICES, qn)}}
+        if shuffled:
+            gen = torch.Generator().manual_seed(0)
+            rolls = torch.stack([rolls[torch.randperm(len(rolls), generator=gen), k] for k in range(4)], 1)
+        values.update({f"TD {a}-{b}": music.tonal_distance(rolls[:, VOICES.index(a)], rolls[:, VOICES.index(b)],
+                                                          data.beat_resolution, data.lowest_pitch)
+                       for a, b in VOICE_PAIRS})
+        cells = music_cells(values)
+        if shuffled:  # only TD changes with re-pairing
+            cells = {k: (v if k.startswith("TD") else "") for k, v in cells.items()}
+        return cells
+
+    score.__doc__ = (f"the {len(VOICES)}-voice Bach chorales themselves, all phrases"
+                     f"{', voices re-paired at random across phrases' if shuffled else ''} (gan_lab.metrics.music)")
+    return score
+
+
+# Dong et al. 2018, Tables 1 and 2 (read from the paper's PDF for the spec): LPD-5 rock phrases, 5 tracks
+# bass/drums/guitar/piano/strings at 24 steps per beat, 20,000 generated bars, QN >= 3 steps, chroma computed with
+# the code's grouping of consecutive semitones (see gan_lab/metrics/music.py). TD pairs B-G, B-S, B-P, G-S, G-P, S-P.
+MUSEGAN_PAPER = {
+    "training data": ("8.06/8.06/19.4/24.8/10.1", "1.71/3.08/3.28/3.38", "90.0/81.9/88.4/89.6",
+                      "1.57/1.58/1.51/1.10/1.02/1.04"),
+    "training data, shuffled": ("", "", "", "1.59/1.59/1.56/1.14/1.12/1.13"),
+    "jamming": ("6.59/2.33/18.3/22.6/6.10", "1.53/3.69/4.13/4.09", "71.5/56.6/62.2/63.1",
+                "1.56/1.60/1.54/1.05/0.99/1.05"),
+    "composer": ("0.01/28.9/1.34/0.02/0.01", "2.51/4.20/4.89/5.19", "49.5/47.4/49.9/52.5",
+                 "1.37/1.36/1.30/0.95/0.98/0.91"),
+    "hybrid": ("2.14/29.7/11.7/17.8/6.04", "2.35/4.76/5.45/5.24", "44.6/43.2/45.5/52.0",
+               "1.34/1.35/1.32/0.85/0.85/0.83"),
+}
+
+
+def musegan_paper(name: str) -> Callable[[None], dict]:
+    """A row of Dong et al. 2018's Tables 1-2 (other data: 5 LPD rock tracks, per-track order B/D/G/P/S)."""
+    def score(_: None) -> dict:
+        return dict(zip(("EB % S/A/T/B", "UPC S/A/T/B", "QN % S/A/T/B", "TD SA/ST/SB/AT/AB/TB"),
+                        MUSEGAN_PAPER[name]))
+
+    score.__doc__ = (f"Dong et al. 2018, Tables 1-2, {name} (LPD-5 rock, tracks B/D/G/P/S (EB), B/G/P/S (UPC, "
+                     f"QN), pairs B-G/B-S/B-P/G-S/G-P/S-P (TD); the code's faulty chroma; not comparable)")
     return score

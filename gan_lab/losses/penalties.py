@@ -42,8 +42,13 @@ def input_gradients(D: nn.Module, x: torch.Tensor, cond: tuple = ()) -> torch.Te
 
 def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond: tuple = (),
                      lambda_: float = 10.0, center: float = 1.0) -> torch.Tensor:
-    """lambda * E (||grad D(xhat)|| - center)^2 on interpolates (WGAN-GP: lambda = 10, center = 1)."""
-    norms = input_gradients(D, interpolates(real, fake), cond).norm(dim=1)
+    """lambda * E (||grad D(xhat)|| - center)^2 on interpolates (WGAN-GP: lambda = 10, center = 1).
+
+    A D made of K independent critics, critic k on the k-th of K equal slices of the input's channels
+    (``D.critics = K``, D's output (B, K): MuseGAN's jamming model), gets one penalty per critic, on its
+    own slice's gradient, averaged over critics as the Wasserstein loss averages their outputs."""
+    grad = input_gradients(D, interpolates(real, fake), cond)
+    norms = grad.view(len(grad), getattr(D, "critics", 1), -1).norm(dim=2)
     return lambda_ * (norms - center).square().mean()
 
 

@@ -58,8 +58,8 @@ class Metric:
     min_samples = 2  # the fewest samples it can be computed from
 
     def applies(self, ev: Evaluation, s: EvalSet) -> bool:
-        """By default: sets of images."""
-        return s.real.dim() == 4
+        """By default: sets of images (piano rolls (N, tracks, time, pitches) are 4-D too, but no images)."""
+        return s.real.dim() == 4 and ev.data.kind != "roll"
 
     def __call__(self, ev: Evaluation, s: EvalSet) -> dict[str, float | str]:
         raise NotImplementedError

@@ -20,8 +20,11 @@ mixed precision, clipping and (later) gradient all-reduce exist once. A task say
 Batches are dicts of tensors on the run's device, one key set per data kind (``data_kinds``):
 ``image`` ``{"real", "label"?}``, ``points`` ``{"real"}``, ``paired`` ``{"input", "target"}``,
 ``unpaired`` ``{"A", "B"}``, ``text`` ``{"real", "text", "label"?}`` (``text``: a float caption embedding
-(B, D), the mean of ``dataset.captions_per_example`` of the image's caption embeddings). Every phase loss
-returns ``stats`` with ``loss/<player>``.
+(B, D), the mean of ``dataset.captions_per_example`` of the image's caption embeddings), ``roll``
+``{"real"}`` (binary multi-track piano rolls (B, tracks, time, pitches) in {-1, 1}, ``gan_lab.data.music``:
+a kind of its own, not ``image``, because pictures are not what their metrics, grids and files need).
+Every phase loss returns ``stats`` with ``loss/<player>``. ``save_sample`` writes one sample in a file
+format of the task's own (``gan-lab sample format=midi``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -133,6 +137,8 @@ class GANTask(nn.Module):
     # ``sample(input=...)`` takes images of any size (a fully convolutional super-resolution G): ``gan-lab
     # sample input_dir=...`` then keeps each image's own size instead of resizing it to the dataset's.
     any_input_size: bool = False
+    # File formats besides PNG grids that :meth:`save_sample` writes (``gan-lab sample format=...``).
+    sample_formats: tuple[str, ...] = ()
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module | None = None,
                  reuse_fake: bool = True):
@@ -197,6 +203,11 @@ class GANTask(nn.Module):
     def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid | Points]:
         """Named grids (or point clouds) of ``G`` on the fixed inputs, for TensorBoard and ``samples/``."""
         raise NotImplementedError
+
+    def save_sample(self, sample: torch.Tensor, path: Path, format: str) -> Path:
+        """Write one sample of :meth:`sample` as a file of ``format`` (one of :attr:`sample_formats`) at
+        ``path`` with that format's suffix; returns the file written."""
+        raise ConfigError(f"format={format}: {type(self).__name__} writes no such files")
 
     def eval_sets(self, data, n: int) -> list[EvalSet]:
         """What eval compares, from the evaluation ``data`` (``n`` examples at most): by default ``n``
