@@ -9,6 +9,7 @@ each with ``gan-lab eval``, print a table, and write the table and the last samp
     python scripts/zoo.py summer2winter         # CycleGAN on summer2winter_yosemite: cycle L1 and grids
     python scripts/zoo.py sr                    # 4x super-resolution: SRResNet, SRGAN vs bicubic, PSNR-Y / SSIM-Y
     python scripts/zoo.py text                  # shapes_text: GAN-INT-CLS vs StackGAN, caption accuracy/retrieval
+    python scripts/zoo.py energy                # MNIST: DCGAN vs EBGAN vs BEGAN, classifier-FID, BEGAN's M_global curve
     python scripts/zoo.py toy2d --steps 200 --only nonsaturating,wgan_gp --out /tmp/zoo --doc /tmp/results.md
 
 Every run goes through the ``gan-lab`` command exactly as a user would type it; the command of each
@@ -33,8 +34,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from gan_lab.engine import checkpoint
-from zoo_scores import (HELDOUT_CAPTIONS, SET14_X4, TEST_PAIRS, black, most_frequent_guess, paper,  # scripts/zoo_scores.py
-                        real_captioned, sizes_and_levels, supervised, untranslated)
+from zoo_scores import (HELDOUT_CAPTIONS, SET14_X4, TEST_PAIRS, black, equilibrium, equilibrium_curves,  # scripts/
+                        most_frequent_guess, paper, published, real_captioned, sizes_and_levels, supervised,  # zoo_scores.py
+                        untranslated)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,6 +48,9 @@ class Row:
     score: Callable[[Path | None], dict] | None = None  # values computed here from the run directory
     # An override "key=@<row>" names another row's run directory (StackGAN Stage II on the Stage-I row's run).
     note: str = ""  # a line under the table, formatted with the row's values
+    # Images drawn from the finished run (curves) into the suite's image folder: (run dir, folder, file stem) ->
+    # (alt text, file name) pairs, shown beside the row's sample grids.
+    figure: Callable[[Path, Path, str], list[tuple[str, str]]] | None = None
 
 
 @dataclass
@@ -319,6 +324,45 @@ SUITES = {
         steps=None,
         env=ONE_THREAD,
     ),
+    "energy": Suite(
+        title="Energy-based GANs on MNIST: DCGAN, EBGAN, BEGAN",
+        about=(
+            "`dataset=mnist` (28 px digits resized to 32 px), the same budget for every row (1000 steps of batch 16, "
+            "BEGAN's batch size), seed 0, each model's own networks and optimizers: *dcgan* (width 32, "
+            "Adam 2e-4, beta1 0.5, non-saturating loss), *ebgan* (`model=ebgan`: the DCGAN generator against an "
+            "auto-encoder D whose energy is the per-pixel mean squared reconstruction error, margin 1 on that scale, "
+            "pull-away term 0.1; Adam 2e-4), *began* (`model=began`: 3x3 ELU networks with n = 32, N_z = N_h = 64, "
+            "the L1 reconstruction loss as energy, gamma 0.5, lambda_k 0.001, k_0 = 0; Adam 8e-5 with betas "
+            "(0.9, 0.999) as the reference port). A short run: none of these models has converged, and one seed "
+            "gives no seed-to-seed spread. *classifier-FID*: FID on the features of gan-lab's MNIST classifier "
+            "(`gan-lab train-classifier dataset=mnist`) between 2000 samples and the test split, as in the MNIST "
+            "table; not comparable to published (Inception) FID. *classifier-IS*: the Inception score's formula on that "
+            "classifier's 10 class probabilities (at most 10), likewise not an Inception score. *largest class share*: the most frequent digit "
+            "among those samples (by the classifier) and its share, 0.1 for balanced digits (mode collapse). "
+            "*k (end)* and *M_global*: BEGAN's equilibrium weight after the last step and its convergence measure "
+            "M_global = L(x) + |gamma L(x) - L(G(z))| (§3.4.1), the mean of the first and of the last 50 logged "
+            "steps; the curve of both over training is beside its samples. The paper's only number is of another "
+            "kind: the Inception score of BEGAN on CIFAR-10, 5.62 (Berthelot et al. 2017, Table 1, as recalled in "
+            "the spec, not verified against the paper; unsupervised, other data, networks and budget; real data "
+            "11.24), shown as its own row. *train s*: one thread (`OMP_NUM_THREADS=1`) of a shared 2-core CPU "
+            "(other jobs ran beside every row)."),
+        common=["dataset=mnist", "train.batch_size=16"],
+        rows={
+            "dcgan": Row(["model=dcgan"], score=sizes_and_levels),
+            "ebgan": Row(["model=ebgan"], score=sizes_and_levels),
+            "began": Row(["model=began", "train.log_every=10"],
+                         score=lambda run_dir: {**sizes_and_levels(run_dir), **equilibrium(run_dir)},
+                         figure=equilibrium_curves),
+            "paper: BEGAN on CIFAR-10 (Inception score)": Row(None, score=published(
+                "BEGAN's unsupervised Inception score on CIFAR-10 in Berthelot et al. 2017, Table 1 (as recalled in "
+                "the spec, not verified; other data, metric, networks and budget)", {"paper IS": 5.62})),
+        },
+        eval=["eval.features=classifier", "eval.num_samples=2000"],
+        metrics=["classifier-FID", "classifier-IS", "largest class share", "G params", "D params", "k (end)", "M_global",
+                 "paper IS"],
+        steps=1000,
+        env={**DATA, **ONE_THREAD},
+    ),
 }
 
 
@@ -434,6 +478,8 @@ def main() -> None:
             sys.exit(1)
         if spec.train is not None:
             results[row]["grids"] = copy_grids(run_dir, images / args.suite, row)
+        if spec.figure is not None:
+            results[row]["grids"] += spec.figure(run_dir, images / args.suite, slug(row))
         table.add_row(row, *(fmt(results[row].get(c)) for c in columns(suite)))
     console.print(table)
     write_section(args.doc, args.suite, markdown(suite, args.suite, results, steps, images))
