@@ -353,6 +353,9 @@ SUITES = {
             "began": Row(["model=began", "train.log_every=10"],
                          score=lambda run_dir: {**sizes_and_levels(run_dir), **equilibrium(run_dir)},
                          figure=equilibrium_curves),
+            "began, gamma 0.75": Row(["model=began", "model.gamma=0.75", "train.log_every=10"],
+                                     score=lambda run_dir: {**sizes_and_levels(run_dir), **equilibrium(run_dir)},
+                                     figure=equilibrium_curves),
             "paper: BEGAN on CIFAR-10 (Inception score)": Row(None, score=published(
                 "BEGAN's unsupervised Inception score on CIFAR-10 in Berthelot et al. 2017, Table 1 (as recalled in "
                 "the spec, not verified; other data, metric, networks and budget)", {"paper IS": 5.62})),
