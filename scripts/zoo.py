@@ -12,6 +12,7 @@ each with ``gan-lab eval``, print a table, and write the table and the last samp
     python scripts/zoo.py project               # iGAN projection of real shapes vs G's own samples, an edit
     python scripts/zoo.py anogan                # MNIST one-class: AnoGAN search vs f-AnoGAN encoder, AUROC per digit
     python scripts/zoo.py musegan               # Bach chorales: MuseGAN's EB/UPC/QN/TD beside the data and the paper
+    python scripts/zoo.py energy                # MNIST: DCGAN vs EBGAN vs BEGAN, classifier-FID, BEGAN's M_global curve
     python scripts/zoo.py toy2d --steps 200 --only nonsaturating,wgan_gp --out /tmp/zoo --doc /tmp/results.md
 
 Every run goes through the ``gan-lab`` command exactly as a user would type it; the command of each
@@ -37,8 +38,9 @@ from rich.table import Table
 
 from gan_lab.engine import checkpoint
 from zoo_scores import (HELDOUT_CAPTIONS, MUSEGAN_PAPER, PROJECT, PROJECTED, SET14_X4, TEST_PAIRS,  # scripts/
-                        anomaly_scores, bach_data, black, most_frequent_guess, music_generated, musegan_paper, paper,
-                        projection_gap, real_captioned, sizes_and_levels, supervised, untranslated)  # zoo_scores.py
+                        anomaly_scores, bach_data, black, equilibrium, most_frequent_guess, music_generated,
+                        musegan_paper, paper, projection_gap, published, real_captioned, sizes_and_levels, supervised,
+                        untranslated)  # zoo_scores.py
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -433,6 +435,61 @@ SUITES = {
         metrics=["EB % S/A/T/B", "UPC S/A/T/B", "QN % S/A/T/B", "TD SA/ST/SB/AT/AB/TB"],
         steps=None,
         env=ONE_THREAD,
+    ),
+    "energy": Suite(
+        title="Energy-based GANs on MNIST: DCGAN, EBGAN, BEGAN",
+        about=(
+            "`dataset=mnist` (28 px digits resized to 32 px), the same budget for every row (1000 steps of batch 16, "
+            "BEGAN's batch size), seed 0, each model's own networks and optimizers: *dcgan* (width 32, "
+            "Adam 2e-4, beta1 0.5, non-saturating loss), *ebgan* (`model=ebgan`: the DCGAN generator against an "
+            "auto-encoder D whose energy is the per-pixel mean squared reconstruction error, margin 1 on that scale, "
+            "pull-away term 0.1; Adam 2e-4), *began* (`model=began`: 3x3 ELU networks with n = 32, N_z = N_h = 64, "
+            "the L1 reconstruction loss as energy, gamma 0.5, lambda_k 0.001, k_0 = 0; Adam 8e-5 with betas "
+            "(0.9, 0.999) as the reference port). A short run: none of these models has converged, and one seed "
+            "gives no seed-to-seed spread. *classifier-FID*: FID on the features of gan-lab's MNIST classifier "
+            "(`gan-lab train-classifier dataset=mnist`) between 2000 samples and the test split, as in the MNIST "
+            "table; not comparable to published (Inception) FID. *classifier-IS*: the Inception score's formula on that "
+            "classifier's 10 class probabilities (at most 10), likewise not an Inception score. *largest class share*: the most frequent digit "
+            "among those samples (by the classifier) and its share, 0.1 for balanced digits (mode collapse). "
+            "*k (end)* and *M_global*: BEGAN's equilibrium weight after the last step and its convergence measure "
+            "M_global = L(x) + |gamma L(x) - L(G(z))| (§3.4.1), the mean of the first and of the last 50 logged "
+            "steps; the curve of both over training is beside its samples. The paper's only number is of another "
+            "kind: the Inception score of BEGAN on CIFAR-10, 5.62 (Berthelot et al. 2017, Table 1, as recalled in "
+            "the spec, not verified against the paper; unsupervised, other data, networks and budget; real data "
+            "11.24), shown as its own row. *train s*: one thread (`OMP_NUM_THREADS=1`) of a shared 2-core CPU "
+            "(other jobs ran beside every row). Reading: at this budget BEGAN is still in its transient and both "
+            "paper-constant runs collapse to one image. With gamma 0.5, k rose to about 0.012 by step 200, then the "
+            "auto-encoder learned digits, L(G(z)) jumped from about 0.06 to 0.5 and k fell to 0 (by step 280) and stayed "
+            "there, since L(G(z)) never came back below gamma L(x): D trained as a plain auto-encoder of real digits "
+            "and G settled on one blob it reconstructs well. With gamma 0.75 (PyTorch-GAN's and TorchGAN's default) "
+            "the same drop happened, then G settled on an all-black image (L(G(z)) about 0.03, below 0.75 L(x)), so k "
+            "rose again, to 0.027 at the end, and was starting to push back. The gain lambda_k = 0.001 moves k by "
+            "about 1e-4 per step at these loss scales, slowly for 1000 steps (the reference port trains 500,000); "
+            "M_global fell in both runs while the samples collapsed, so within the transient it is no reading of "
+            "quality. *began, lambda_k 0.01*: the same run with a tenfold gain (not a paper setting), to see the "
+            "controller act within the budget: k rose faster (to about 0.047 by step 50) but fell to 0 by step 100 in "
+            "the same jump of L(G(z)) and stayed there, with the same collapse, so the slow gain alone does not "
+            "explain it. Whether these runs leave the collapse later, as the paper's runs of 10^5 steps would, is "
+            "not known from this budget."),
+        common=["dataset=mnist", "train.batch_size=16"],
+        rows={
+            "dcgan": Row(["model=dcgan"], score=sizes_and_levels),
+            "ebgan": Row(["model=ebgan"], score=sizes_and_levels),
+            "began": Row(["model=began", "train.log_every=10"],
+                         score=lambda run_dir: {**sizes_and_levels(run_dir), **equilibrium(run_dir)}),
+            "began, gamma 0.75": Row(["model=began", "model.gamma=0.75", "train.log_every=10"],
+                                     score=lambda run_dir: {**sizes_and_levels(run_dir), **equilibrium(run_dir)}),
+            "began, lambda_k 0.01": Row(["model=began", "model.lambda_k=0.01", "train.log_every=10"],
+                                        score=lambda run_dir: {**sizes_and_levels(run_dir), **equilibrium(run_dir)}),
+            "paper: BEGAN on CIFAR-10 (Inception score)": Row(None, score=published(
+                "BEGAN's unsupervised Inception score on CIFAR-10 in Berthelot et al. 2017, Table 1 (as recalled in "
+                "the spec, not verified; other data, metric, networks and budget)", {"paper IS": 5.62})),
+        },
+        eval=["eval.features=classifier", "eval.num_samples=2000"],
+        metrics=["classifier-FID", "classifier-IS", "largest class share", "G params", "D params", "k (end)", "M_global",
+                 "paper IS"],
+        steps=1000,
+        env={**DATA, **ONE_THREAD},
     ),
 }
 

@@ -5,8 +5,10 @@ translators (gan_lab/metrics/evaluate.py, image_quality.py): the first ``eval.nu
 of [0, 1] images averaged over pairs. Also: the published numbers the super-resolution rows are shown beside; the
 text suite's floor, real-image and Stage-I rows; the lapgan suite's networks' sizes, LAPGAN's per-level D
 accuracy and the largest class share of their samples (:func:`sizes_and_levels`); the project suite's
-`gan-lab project` runs (:func:`projection_gap`); the anogan suite's `gan-lab anomaly` runs (:func:`anomaly_scores`); the musegan suite's chorale rows
-and the paper's tables (:func:`bach_data`, :func:`musegan_paper`).
+`gan-lab project` runs (:func:`projection_gap`); the anogan suite's `gan-lab anomaly` runs
+(:func:`anomaly_scores`); the musegan suite's chorale rows and the paper's tables (:func:`bach_data`,
+:func:`musegan_paper`); BEGAN's k and M_global, read from the run's TensorBoard log, and their curve as a PNG
+(:func:`equilibrium`).
 """
 
 from __future__ import annotations
@@ -75,14 +77,19 @@ def supervised(run_dir: Path) -> dict:
 SET14_X4 = {"bicubic": (25.99, 0.7486), "SRResNet": (28.49, 0.8184), "SRGAN": (26.02, 0.7397)}
 
 
-def paper(name: str, values: tuple[float, float]) -> Callable[[None], dict]:
-    """A row of published numbers (no run)."""
+def published(source: str, values: dict) -> Callable[[None], dict]:
+    """A row of published numbers (no run): ``values`` by column, ``source`` says where they come from."""
     def score(_: None) -> dict:
-        return {"PSNR-Y": values[0], "SSIM-Y": values[1]}
+        return dict(values)
 
-    score.__doc__ = (f"{name} in Ledig et al. 2017, Table 2 (Set14, 4x; as recalled in the spec, not verified; "
-                     f"other data, networks and budget)")
+    score.__doc__ = source
     return score
+
+
+def paper(name: str, values: tuple[float, float]) -> Callable[[None], dict]:
+    """A super-resolution row of Ledig et al. 2017, Table 2."""
+    return published(f"{name} in Ledig et al. 2017, Table 2 (Set14, 4x; as recalled in the spec, not verified; "
+                      f"other data, networks and budget)", {"PSNR-Y": values[0], "SSIM-Y": values[1]})
 
 
 # -- text-to-image (suite "text"): shapes_text caption accuracy and retrieval outside `gan-lab eval` --
@@ -329,3 +336,55 @@ def musegan_paper(name: str) -> Callable[[None], dict]:
     score.__doc__ = (f"Dong et al. 2018, Tables 1-2, {name} (LPD-5 rock, tracks B/D/G/P/S (EB), B/G/P/S (UPC, "
                      f"QN), pairs B-G/B-S/B-P/G-S/G-P/S-P (TD); the code's faulty chroma; not comparable)")
     return score
+
+
+# -- energy-based GANs (suite "energy"): BEGAN's equilibrium, from the run's TensorBoard scalars --
+
+def _scalars(run_dir: Path, *tags: str) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in tags}
+
+
+def equilibrium(run_dir: Path) -> dict:
+    """BEGAN's k after the last step and M_global, the mean of the first and of the last 50 logged steps, and their
+    curves (:func:`equilibrium_curves`)."""
+    logged = _scalars(run_dir, "began/k", "began/M_global")
+    m = [value for _, value in logged["began/M_global"]]
+    span = min(len(m), max(1, 50 * len(m) // logged["began/M_global"][-1][0]))  # logged points per 50 steps
+    return {"k (end)": f"{logged['began/k'][-1][1]:.4f}",
+            "M_global": f"{sum(m[:span]) / span:.3f} -> {sum(m[-span:]) / span:.3f}",
+            "pictures": [("equilibrium: M_global and k against the step", equilibrium_curves(run_dir))]}
+
+
+def equilibrium_curves(run_dir: Path) -> Path:
+    """``<run>/equilibrium.png``: BEGAN's M_global (top) and k (bottom) against the step, each point the mean over
+    a logging window (``train.log_every`` steps), drawn with Pillow (the lab has no plotting library)."""
+    from PIL import Image, ImageDraw
+
+    logged = _scalars(run_dir, "began/M_global", "began/k")
+    width, height, left, right, top = 640, 420, 64, 16, 24
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    last = max(step for series in logged.values() for step, _ in series)
+    panels = [("M_global = L(x) + |gamma L(x) - L(G(z))|", logged["began/M_global"], (200, 40, 40)),
+              ("k_t", logged["began/k"], (40, 80, 200))]
+    panel_h = (height - top - 40) // len(panels)
+    for i, (title, series, colour) in enumerate(panels):
+        y0 = top + i * (panel_h + 20)
+        y1 = y0 + panel_h - 20
+        low, high = min(v for _, v in series), max(v for _, v in series)
+        high = high if high > low else low + 1e-6
+        draw.rectangle([left, y0, width - right, y1], outline="black")
+        draw.text((left + 6, y0 + 4), title, fill="black")
+        draw.text((4, y0), f"{high:.3g}", fill="black")
+        draw.text((4, y1 - 10), f"{low:.3g}", fill="black")
+        points = [(left + (width - right - left) * step / last, y1 - (y1 - y0) * (value - low) / (high - low))
+                  for step, value in series]
+        draw.line(points, fill=colour, width=2)
+    draw.text((left, height - 30), "0", fill="black")
+    draw.text((width - right - 60, height - 30), f"step {last}", fill="black")
+    image.save(run_dir / "equilibrium.png")
+    return run_dir / "equilibrium.png"

@@ -10,7 +10,7 @@ from torch import nn
 from gan_lab.errors import ConfigError
 from gan_lab.losses.adversarial import NonSaturating
 from gan_lab.engine.inference import inference
-from gan_lab.models import cgan, dcgan, gan, pix2pix
+from gan_lab.models import began, cgan, dcgan, gan, pix2pix
 from gan_lab.models.base import Grid, Points
 from gan_lab.models.noise import NoiseToImage
 
@@ -40,6 +40,11 @@ def pix2pix_task(image_size=32, lambda_l1=100.0, in_ch=3, out_ch=3):
                                NonSaturating(), lambda_l1=lambda_l1)
 
 
+def began_task(image_size=16, width=8):
+    return began.BEGANTask(began.Generator(z_dim=8, image_size=image_size, width=width),
+                           began.AutoencoderDiscriminator(image_size=image_size, width=width, code_dim=8))
+
+
 def image_batch(n=6, shape=(3, 32, 32), num_classes=None):
     batch = {"real": torch.rand(n, *shape) * 2 - 1}
     if num_classes:
@@ -57,6 +62,7 @@ TASKS = {
     "gan_points": (lambda: mlp_task([2]), lambda: {"real": torch.randn(6, 2)}),
     "cgan": (cgan_task, lambda: image_batch(shape=(1, 8, 8), num_classes=4)),
     "pix2pix": (pix2pix_task, paired_batch),
+    "began": (began_task, lambda: image_batch(shape=(3, 16, 16))),
 }
 
 # ---------------------------------------------------------------- shapes and sizes

@@ -187,7 +187,8 @@ class GANTask(nn.Module):
         return False
 
     def end_step(self, step: int, stats: dict[str, torch.Tensor]) -> None:
-        """After step ``step`` with its stats (BEGAN's k update); state kept here must be buffers."""
+        """After step ``step`` with its stats (BEGAN's k update); state kept here must be buffers. Entries added to
+        ``stats`` are logged with the step's losses."""
 
     def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
         """Inputs of the sample grid, drawn once per run; ``batch`` holds the dataset's first ``n`` examples

@@ -21,6 +21,7 @@ _ACTIVATIONS = {
     "relu": lambda: nn.ReLU(inplace=True),
     "lrelu": lambda: nn.LeakyReLU(0.2, inplace=True),  # slope 0.2: Radford et al. 2015 §3, Isola et al. 2017 §6.1
     "tanh": nn.Tanh,
+    "elu": lambda: nn.ELU(inplace=True),  # Clevert et al. 2016; BEGAN's convolutions (Berthelot et al. 2017)
 }
 
 

@@ -7,12 +7,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_lab.errors import ConfigError
 from gan_lab.models.base import GANTask, Grid, LossOut, Points, square_columns
 from gan_lab.models.terms import CriticPass
 
+PRIORS = ("normal", "uniform")  # z ~ N(0, I), or U[-1, 1]^d (BEGAN, BiGAN, LAPGAN's coarsest level)
+
 
 class NoiseToImage(GANTask):
-    """D learns real ``batch["real"]`` against G(z), z ~ N(0, I); G learns to fool D.
+    """D learns real ``batch["real"]`` against G(z), z from the ``prior`` (``normal``: N(0, I), ``uniform``:
+    U[-1, 1]^d); G learns to fool D.
 
     With ``reuse_fake`` (the default) the last D step hands its generator output to the G step
     (G is not updated in between, so it is the same sample): one generator forward per step, as
@@ -30,8 +34,12 @@ class NoiseToImage(GANTask):
 
     data_kinds = ("image", "points")
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module, reuse_fake: bool = True):
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module, reuse_fake: bool = True,
+                 prior: str = "normal"):
         super().__init__(generator, discriminator, loss, reuse_fake)
+        if prior not in PRIORS:
+            raise ConfigError(f"model.prior={prior!r}: choose one of {', '.join(PRIORS)}")
+        self.prior = prior
         self.z_dim = generator.z_dim  # read here: a trick may wrap G (virtual batch norm)
         self.penalties: list = []
         self.d_input: list = []
@@ -45,7 +53,13 @@ class NoiseToImage(GANTask):
     def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
         """Generator inputs for ``n`` samples, drawn from the latent stream (``z=`` fixes them)."""
         z = given.get("z")
-        return {"z": z if z is not None else torch.randn(n, self.z_dim, device=self.device, generator=self.latent)}
+        return {"z": z if z is not None else self.draw_z(n)}
+
+    def draw_z(self, *shape: int) -> torch.Tensor:
+        """z of shape (*shape, z_dim) from the prior, drawn from the latent stream."""
+        if self.prior == "uniform":
+            return torch.rand(*shape, self.z_dim, device=self.device, generator=self.latent) * 2 - 1
+        return torch.randn(*shape, self.z_dim, device=self.device, generator=self.latent)
 
     def condition(self, source: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Extra arguments of G and D taken from a batch or from generator inputs."""
@@ -122,9 +136,13 @@ class NoiseToImage(GANTask):
         return {"samples": self.generate(G, inputs), **inputs}
 
     def interpolation(self, rows: int, steps: int) -> dict[str, torch.Tensor]:
-        """z on the great circle between two Gaussian draws per row (:func:`slerp`)."""
-        ends = torch.randn(2, rows, self.z_dim, device=self.device, generator=self.latent)
-        return {"z": slerp(ends[0], ends[1], torch.linspace(0, 1, steps, device=self.device)).flatten(0, 1)}
+        """z between two draws from the prior per row: on the great circle for the Gaussian (:func:`slerp`), on
+        the straight segment for the uniform prior (a cube: the segment stays inside it)."""
+        ends = self.draw_z(2, rows)
+        t = torch.linspace(0, 1, steps, device=self.device)
+        if self.prior == "uniform":
+            return {"z": torch.lerp(ends[0][:, None], ends[1][:, None], t[None, :, None]).flatten(0, 1)}
+        return {"z": slerp(ends[0], ends[1], t).flatten(0, 1)}
 
     def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid | Points]:
         out = self.generate(G, fixed)
