@@ -42,6 +42,7 @@ from torch import nn
 from gan_lab.errors import ConfigError
 from gan_lab.losses.adversarial import AdversarialLoss, Hinge, Wasserstein
 from gan_lab.models.base import GANTask, Grid, LossOut, Phase, square_columns
+from gan_lab.models import dcgan, gan
 from gan_lab.models.blocks import NORMS, conv_block, dcgan_init, dense, numel
 from gan_lab.models.dcgan import _widths
 from gan_lab.models.noise import slerp
@@ -50,6 +51,17 @@ PRIORS = ("uniform", "normal")  # U[-1, 1]^d (BiGAN) or N(0, I) (ALI)
 ARCHS = ("conv", "mlp")
 # Losses whose D cost is symmetric under (real, fake) -> (-fake, -real): E's flipped-label cost is g_loss(-out).
 LABEL_SYMMETRIC = (AdversarialLoss, Wasserstein, Hinge)
+
+
+def generator(out_shape: list[int], z_dim: int = 50, arch: str = "conv", width: int = 32,
+              hidden: list[int] = (1024, 1024), batch_norm: bool = True) -> nn.Module:
+    """G with the same ``arch`` switch as E and D: DCGAN's generator (``conv``, 32/64 px) or the MLP generator of
+    ``gan_lab.models.gan`` with ``hidden`` units (``mlp``; BiGAN's MNIST G: 1024-1024, batch norm, ReLU)."""
+    if arch not in ARCHS:
+        raise ConfigError(f"model.generator.arch={arch!r}: choose one of {', '.join(ARCHS)}")
+    if arch == "conv":
+        return dcgan.Generator(z_dim, image_size=int(out_shape[-1]), channels=int(out_shape[0]), width=width)
+    return gan.Generator(out_shape, z_dim, list(hidden), batch_norm=batch_norm)
 
 
 def image_branch(in_shape: list[int], arch: str, width: int, hidden: list[int], norm: str,
