@@ -29,7 +29,9 @@ Networks: the image branch of E and D is a conv stack (the DCGAN discriminator's
 joint head, ALI's D(x), D(z) and D(x, z) (ALI appendix tables); BiGAN's MNIST D adds a linear map of z to its
 second layer, which is an empty z branch and a one-layer joint head here. Departures: images in [-1, 1] with a
 tanh G (BiGAN: sigmoid on [0, 1], ALI: sigmoid), no maxout or dropout in the conv D unless asked
-(``model.discriminator.dropout``), N(0, 0.02) initialisation everywhere (ALI: N(0, 0.01)).
+(``model.discriminator.dropout``), N(0, 0.02) initialisation of E, D and the conv G (ALI: N(0, 0.01)); the MLP G
+keeps ``gan_lab.models.gan``'s U(-0.05, 0.05). BiGAN's code also normalises E's and G's costs by their number of
+terms and alternates D and E/G updates on separate batches; here D, E and G step on one batch per step.
 """
 
 from __future__ import annotations
