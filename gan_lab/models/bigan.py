@@ -20,7 +20,7 @@ would also fit the contract, but then G_ema, the tricks that wrap G and every sa
 generator that is not one.
 
 Encoders (``model.encoder``): BiGAN's deterministic E (its MNIST prior z ~ U[-1, 1]^50 with E's output squashed
-into it: the code's 2 sigmoid(h) - 1, written tanh here, the same map with h halved), or ALI's stochastic
+into it: the code's 2 sigmoid(h) - 1 = tanh(h / 2), written tanh(h) here), or ALI's stochastic
 q(z | x) = N(mu(x), sigma(x)^2), sampled as z = mu + sigma * eps with eps ~ N(0, I) from the latent stream
 (ALI §2, "reparametrization trick"; ``GaussianConditional`` in the ALI code outputs mu and log sigma).
 
