@@ -239,11 +239,11 @@ SUITES = {
         about=(
             "`experiment=bigan_mnist`: the BiGAN code's permutation-invariant MNIST set-up (jeffdonahue/bigan "
             "`train_mnist.sh`): 28 px digits, z ~ U[-1, 1]^50, MLPs (G 1024-1024 with batch norm, E 1024-1024, D "
-            "x -> 1024 joined with z -> 1024 -> 1), Adam 2e-4 (beta1 0.5, weight decay 2.5e-5), batch 128, the "
+            "x -> 1024 joined with z -> 1024 with batch norm -> 1), Adam 2e-4 (beta1 0.5, weight decay 2.5e-5), batch 128, the "
             "learning rate constant for half the run and then linearly to 0 (the code's 200 + 200 epochs, compressed "
             "into the short run). *ALI*: the same networks and game with ALI's stochastic encoder (E outputs mu and "
-            "log sigma, z = mu + sigma eps), a N(0, I) prior and ALI's Adam (1e-4, betas (0.5, 0.999), no weight "
-            "decay). A **short run**: 2000 steps (4.3 epochs; the paper's code runs 400), seed 0, one seed per row, "
+            "log sigma, z = mu + sigma eps), a N(0, I) prior, no batch norm in D's joint layer (ALI's CIFAR-10 D has "
+            "none) and ALI's Adam (1e-4, betas (0.5, 0.999), no weight decay). A **short run**: 2000 steps (4.3 epochs; the paper's code runs 400), seed 0, one seed per row, "
             "one CPU thread (`OMP_NUM_THREADS=1`) on a shared 2-core machine. From `gan-lab eval "
             "eval.metrics=[reconstruction,probe]` on the 10,000 test digits: *probe accuracy*, a logistic "
             "regression (full-batch L-BFGS, 200 iterations, L2 1e-4, standardised features) fit on E(x) of all "
@@ -256,7 +256,7 @@ SUITES = {
         common=["experiment=bigan_mnist"],
         rows={
             "BiGAN": Row([]),
-            "ALI": Row(["model.prior=normal", "model.encoder.stochastic=true",
+            "ALI": Row(["model.prior=normal", "model.encoder.stochastic=true", "model.discriminator.joint_norm=false",
                         *(f"optim.{p}.{k}" for p in "GED" for k in ("lr=1e-4", "weight_decay=0"))]),
             "BiGAN code, README log (400 epochs)": Row(
                 None, score=bigan_readme,

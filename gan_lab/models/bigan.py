@@ -112,11 +112,13 @@ class Encoder(nn.Module):
 class JointDiscriminator(nn.Module):
     """(images (B, C, H, W), latents (B, z_dim)) -> one logit per pair (B,): ALI's D(x) (``image_branch``), D(z)
     (a LeakyReLU MLP of ``z_hidden`` units; empty: z itself) and D(x, z) (``joint_hidden`` units on the
-    concatenation, then a linear output). ``dropout``: on the inputs of the z and joint layers (ALI: 0.2 / 0.5)."""
+    concatenation, then a linear output). ``dropout``: on the inputs of the z and joint layers (ALI: 0.2 / 0.5).
+    ``joint_norm``: batch norm before the joint layers' activations, as the BiGAN code's MNIST D (``apply_cond``
+    then batch norm), which also takes away the trivial cue of a batch's latent scale."""
 
     def __init__(self, in_shape: list[int], z_dim: int = 50, arch: str = "conv", width: int = 32,
                  hidden: list[int] = (1024,), norm: str = "batch", z_hidden: list[int] = (512,),
-                 joint_hidden: list[int] = (512,), dropout: float = 0.0):
+                 joint_hidden: list[int] = (512,), joint_norm: bool = False, dropout: float = 0.0):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.discriminator.dropout must be in [0, 1), got {dropout}")
@@ -126,9 +128,16 @@ class JointDiscriminator(nn.Module):
         self.z_branch = nn.Sequential(*(dense(a, b, act="lrelu", input_dropout=dropout)
                                         for a, b in zip(z_sizes, z_sizes[1:])))
         joint = [x_features + z_sizes[-1], *joint_hidden]
-        self.joint = nn.Sequential(*(dense(a, b, act="lrelu", input_dropout=dropout) for a, b in zip(joint, joint[1:])),
+        self.joint = nn.Sequential(*(self._joint_layer(a, b, joint_norm, dropout) for a, b in zip(joint, joint[1:])),
                                    dense(joint[-1], 1, input_dropout=dropout))
         self.apply(dcgan_init)
+
+    @staticmethod
+    def _joint_layer(a: int, b: int, norm: bool, dropout: float) -> nn.Sequential:
+        if not norm:
+            return dense(a, b, act="lrelu", input_dropout=dropout)
+        return nn.Sequential(*([nn.Dropout(dropout)] if dropout else []), nn.Linear(a, b, bias=False),
+                             nn.BatchNorm1d(b), nn.LeakyReLU(0.2, inplace=True))
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.joint(torch.cat([self.x_branch(x), self.z_branch(z)], 1)).view(-1)
