@@ -140,6 +140,11 @@ def sizes_and_levels(run_dir: Path) -> dict:
 # -- BiGAN / ALI (suite "bigan"): the BiGAN code's own MNIST log --
 
 def bigan_readme(_: None) -> dict:
-    """the BiGAN code's MNIST log after 400 epochs (jeffdonahue/bigan README: `EGr`, `EGr_b`); 187,200 steps of 128,
-    sigmoid G on [0, 1] images, 28 px; its feature numbers are other classifiers (see the note)"""
     return {"reconstruction L2": 5.95, "reconstruction L2 shuffled": 9.60}
+
+
+bigan_readme.__doc__ = (
+    "the BiGAN code's MNIST log after 400 epochs (jeffdonahue/bigan README, `EGr` and `EGr_b`; 187,200 steps of 128, "
+    "a sigmoid G on [0, 1] images, 28 px). Its feature scores there are other classifiers: 92.10% 1-NN on E(x) "
+    "(`NNC_e`) and 79.48% logistic regression on E's 1024-d last hidden layer (`CLS_e-`), which was 91.39% at "
+    "initialisation (random features are a strong MNIST baseline); at initialisation `EGr` = `EGr_b` = 13.64")
