@@ -104,7 +104,7 @@ def same(a, b) -> bool:
 
 
 @pytest.mark.parametrize("model", ["dcgan", "pix2pix", "wgan_gp", "cyclegan", "cgan", "infogan", "srresnet",
-                                   "gan_int_cls", "stackgan", "lapgan", "ebgan", "musegan", "began"])
+                                   "gan_int_cls", "stackgan", "lapgan", "ebgan", "musegan", "began", "bigan", "ali"])
 def test_stop_and_resume_equals_uninterrupted(tmp_path, model):
     a, _ = stop_and_resume(tmp_path, [*TINY, f"model={model}", "dataset.count=64"])
     # a grid's dataset examples (pix2pix input/target, CycleGAN A/B) are re-read on resume, never stored

@@ -4,10 +4,9 @@ Training GANs", §5): its accuracy on labelled images it did not train on."""
 from __future__ import annotations
 
 import torch
-from hydra.utils import instantiate
 
 from gan_lab.errors import ConfigError
-from gan_lab.metrics.evaluate import Metric
+from gan_lab.metrics.evaluate import Metric, held_out
 from gan_lab.models.ssgan import SemiSupervisedTask
 
 
@@ -21,14 +20,7 @@ class DiscriminatorAccuracy(Metric):
 
     @torch.no_grad()
     def __call__(self, ev, s) -> dict[str, float]:
-        data, node = ev.data, dict(ev.dataset)
-        if "split" in node:
-            where = f"{ev.settings.split} split"
-        elif "seed" in node:
-            node["seed"] += 1
-            data, where = instantiate(node), f"unseen images (dataset.seed={node['seed']})"
-        else:
-            where = "the training images (the dataset has no test split)"
+        data, where = held_out(ev)
         if "label" not in data.tensors:
             raise ConfigError("classifier_accuracy: the run's dataset has no labels to compare the predictions with")
         correct, size = 0, ev.settings.batch_size

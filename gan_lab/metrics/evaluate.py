@@ -254,6 +254,24 @@ class InceptionNet:
         return pool
 
 
+def held_out(ev: Evaluation):
+    """(data, description): examples the run did not train on, for metrics of a model's parts (D as a classifier,
+    an encoder): the evaluation data where it is the dataset's test split, for a seeded synthetic dataset a fresh
+    draw with the next seed, else (plain folders) the training examples, which the description then says."""
+    node = dict(ev.dataset)
+    if "split" in node:
+        return ev.data, f"{ev.settings.split} split"
+    if "seed" in node:
+        node["seed"] += 1
+        return instantiate(node), f"unseen images (dataset.seed={node['seed']})"
+    return ev.data, "the training images (the dataset has no test split)"
+
+
+def training_data(ev: Evaluation):
+    """The run's training examples: the dataset's train split, or the evaluation data where it has no splits."""
+    return real_data(ev.dataset, "train") if "split" in ev.dataset else ev.data
+
+
 def available_metrics(ev: DictConfig) -> dict[str, Metric]:
     """The plug-ins of ``eval.available``, by name."""
     return {name: config_lib.instantiate_group(node, f"eval.available.{name}") for name, node in ev.available.items()}

@@ -149,7 +149,8 @@ def uniform_init(net: nn.Module, bound: float) -> None:
     for module in net.modules():
         if isinstance(module, nn.Linear):
             nn.init.uniform_(module.weight, -bound, bound)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:  # none before a batch norm
+                nn.init.zeros_(module.bias)
 
 
 class SelfAttention(nn.Module):

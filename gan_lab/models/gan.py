@@ -23,10 +23,11 @@ class Generator(nn.Module):
     """z -> ReLU MLP -> a sample of shape ``out_shape`` ([C, H, W] or [D]).
 
     ``out_activation``: "tanh" or "linear"; ``None`` picks tanh for images and
-    linear for points."""
+    linear for points. ``batch_norm``: batch norm before each hidden ReLU (BiGAN's MNIST generator,
+    Donahue et al. 2017; the 2014 paper's G has none)."""
 
     def __init__(self, out_shape: list[int], z_dim: int = 100, hidden: list[int] = (1200, 1200),
-                 out_activation: str | None = None):
+                 out_activation: str | None = None, batch_norm: bool = False):
         super().__init__()
         self.out_shape = tuple(int(s) for s in out_shape)
         self.z_dim = z_dim
@@ -35,8 +36,11 @@ class Generator(nn.Module):
         if out_activation not in _OUTPUTS:
             raise ConfigError(f"model.generator.out_activation={out_activation}: must be one of {list(_OUTPUTS)}")
         sizes = [z_dim, *hidden]
+        hidden_layers = (
+            nn.Sequential(nn.Linear(a, b, bias=False), nn.BatchNorm1d(b), nn.ReLU(inplace=True)) if batch_norm
+            else dense(a, b, act="relu") for a, b in zip(sizes, sizes[1:]))
         self.net = nn.Sequential(
-            *(dense(a, b, act="relu") for a, b in zip(sizes, sizes[1:])),
+            *hidden_layers,
             dense(sizes[-1], numel(self.out_shape), act=_OUTPUTS[out_activation]),
         )
         uniform_init(self, 0.05)
