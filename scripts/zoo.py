@@ -443,7 +443,7 @@ SUITES = {
             "`model=musegan` (Dong et al. 2018) on `dataset=bach_chorales`: music21's 313 four-voice 4/4 chorales, "
             "937 non-overlapping 4-bar phrases, 16 steps per bar, 48 pitches (MIDI 36-83), tracks soprano, alto, "
             "tenor, bass; the config's CPU-sized networks (width 16), WGAN-GP (lambda 10, 5 critic steps), Adam "
-            "(0.5, 0.9) at lr 1e-3 (the authors' later code, `src/musegan`; the config's 2e-4 of the paper's code "
+            "(0.5, 0.9) at lr 1e-3 (the authors' later code, `src/musegan`, now the config's default; the paper's code's 2e-4 "
             "left every sample empty after 300 steps: G's tanh output was still creeping down from 0 towards the "
             "data's mostly -1; at 1e-3 too at 300 steps (output mean -0.96, max -0.24), and notes appeared by step "
             "600, so the row is that run continued to 700 steps with `resume=`, which equals an uninterrupted run "
