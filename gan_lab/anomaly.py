@@ -116,8 +116,7 @@ def target_of(run: Restored) -> Target:
                           "(e.g. gan-lab train model=dcgan dataset=mnist dataset.classes=[0])")
     if "split" not in dataset:
         raise ConfigError(f"ckpt: its dataset {dataset.get('_target_')} has no test split to score")
-    prior = getattr(task, "prior", "normal")  # a model with a ``prior`` setting says; else z ~ N(0, I)
-    return Target(run, list(classes), prior, (-1.0, 1.0) if prior == "uniform" else None)
+    return Target(run, list(classes), task.prior, task.latent_bounds)
 
 
 def scored_images(target: Target, count: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:

@@ -149,7 +149,7 @@ def projector(run: Restored, loss: str = "l2", feature_weight: float = 0.0,
         raise ConfigError(f"feature_weight={feature_weight}: {name}'s discriminator exposes no features; "
                           f"use feature_weight=0")
     if bounds is None:
-        bounds = getattr(task, "latent_bounds", None)  # a uniform prior's box, where the task declares one
+        bounds = task.latent_bounds  # a uniform prior's box
     if bounds is not None:
         if len(bounds) != 2 or not bounds[0] < bounds[1]:
             raise ConfigError(f"bounds={list(bounds)} must be [low, high] with low < high")

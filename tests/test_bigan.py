@@ -145,12 +145,12 @@ def test_ali_encoder_samples_mu_plus_sigma_eps_with_eps_from_the_latent_stream()
 
 def test_priors_and_encoder_outputs_share_a_support():
     task = _task()
-    z = task.draw_prior(2000)
+    z = task.draw_z(2000)
     assert z.min() >= -1 and z.max() <= 1 and z.min() < -0.99 and z.max() > 0.99
     codes = task.encode(_batch(n=4)["real"] * 50)  # any input: BiGAN's E lands inside U[-1, 1]^d
     assert codes.abs().max() <= 1
     normal = _task(prior="normal")
-    assert normal.draw_prior(4000).std().item() == pytest.approx(1.0, abs=0.05)
+    assert normal.draw_z(4000).std().item() == pytest.approx(1.0, abs=0.05)
 
 
 def test_random_encoder_is_seeded_fresh_and_leaves_the_rng_alone():
@@ -211,7 +211,7 @@ class PerfectInverse:
     def random_encoder(self, seed):
         return nn.Identity()
 
-    def draw_prior(self, n):
+    def draw_z(self, n):
         return torch.rand(n, 64, generator=self.latent) * 2 - 1
 
 

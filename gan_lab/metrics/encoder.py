@@ -122,7 +122,7 @@ def _prior(task, n: int, seed: int) -> torch.Tensor:
     latent = task.latent
     try:
         task.latent = torch.Generator(task.device).manual_seed(seed)
-        return task.draw_prior(n).float().cpu()
+        return task.draw_z(n).float().cpu()
     finally:
         task.latent = latent
 

@@ -154,6 +154,13 @@ class GANTask(nn.Module):
     def device(self) -> torch.device:
         return next(self.G.parameters()).device
 
+    prior = "normal"  # the distribution of z, where the task has one: "normal" N(0, I) or "uniform" U[-1, 1]^d
+
+    @property
+    def latent_bounds(self) -> tuple[float, float] | None:
+        """The support of a bounded (uniform) prior, where a latent search keeps z (AnoGAN, iGAN); else None."""
+        return (-1.0, 1.0) if self.prior == "uniform" else None
+
     def seed_latent(self, seed: int) -> None:
         """Start the latent stream from ``seed`` (through :func:`latent_seed`), on the task's device."""
         self.latent = torch.Generator(self.device).manual_seed(latent_seed(seed))

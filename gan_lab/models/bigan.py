@@ -47,9 +47,8 @@ from gan_lab.models.base import GANTask, Grid, LossOut, Phase, square_columns
 from gan_lab.models import dcgan, gan
 from gan_lab.models.blocks import NORMS, conv_block, dcgan_init, dense, numel
 from gan_lab.models.dcgan import _widths
-from gan_lab.models.noise import slerp
+from gan_lab.models.noise import check_prior, draw_latent, latent_path
 
-PRIORS = ("uniform", "normal")  # U[-1, 1]^d (BiGAN) or N(0, I) (ALI)
 ARCHS = ("conv", "mlp")
 # Losses whose D cost is symmetric under (real, fake) -> (-fake, -real): E's flipped-label cost is g_loss(-out).
 LABEL_SYMMETRIC = (AdversarialLoss, Wasserstein, Hinge)
@@ -157,8 +156,7 @@ class BiGANTask(GANTask):
     def __init__(self, generator: nn.Module, encoder: Encoder, discriminator: JointDiscriminator, loss: nn.Module,
                  prior: str = "uniform", reuse_fake: bool = True):
         super().__init__(generator, discriminator, loss, reuse_fake)
-        if prior not in PRIORS:
-            raise ConfigError(f"model.prior={prior!r}: choose one of {', '.join(PRIORS)}")
+        check_prior(prior)
         if not isinstance(loss, LABEL_SYMMETRIC):
             raise ConfigError(f"loss={type(loss).__name__}: E's cost flips the labels of D's game, which here is "
                               "negating D's output; that holds for nonsaturating, minimax, maxlikelihood, "
@@ -183,11 +181,9 @@ class BiGANTask(GANTask):
 
     # -- latents --
 
-    def draw_prior(self, n: int) -> torch.Tensor:
+    def draw_z(self, n: int) -> torch.Tensor:
         """``n`` latents from the prior, drawn from the latent stream."""
-        z = torch.rand if self.prior == "uniform" else torch.randn
-        out = z(n, self.z_dim, device=self.device, generator=self.latent)
-        return out * 2 - 1 if self.prior == "uniform" else out
+        return draw_latent(self.prior, n, self.z_dim, device=self.device, generator=self.latent)
 
     def encode(self, x: torch.Tensor, E: nn.Module | None = None, sample: bool = True) -> torch.Tensor:
         """E(x) in the prior's space: tanh of the codes (uniform prior), the codes (normal prior), or for a
@@ -218,7 +214,7 @@ class BiGANTask(GANTask):
         """D: (x, E(x)) real, (G(z), z) fake; neither E nor G gets a gradient (G's graph is kept only to be
         handed to the G step)."""
         x = batch["real"]
-        z = self.draw_prior(len(x))
+        z = self.draw_z(len(x))
         fake = self.G(z)
         real_logits = self.D(x, self.encode(x).detach())
         fake_logits = self.D(fake.detach(), z)
@@ -236,7 +232,7 @@ class BiGANTask(GANTask):
     def g_loss(self, batch: dict[str, torch.Tensor], carry=None) -> LossOut:
         """G: the fake pair labelled real (-log D(G(z), z)), on the D step's z and G(z) when handed off."""
         if carry is None:
-            z = self.draw_prior(len(batch["real"]))
+            z = self.draw_z(len(batch["real"]))
             carry = (z, self.G(z))
         z, fake = carry
         loss = self.loss.g_loss(self.D(fake, z))
@@ -245,12 +241,12 @@ class BiGANTask(GANTask):
     # -- sampling --
 
     def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
-        return {"real": batch["real"][:n], "z": self.draw_prior(n)}
+        return {"real": batch["real"][:n], "z": self.draw_z(n)}
 
     def sample(self, n: int, G: nn.Module, **given) -> dict[str, torch.Tensor]:
         """``{"samples": G(z), "z": z}``; ``z=`` fixes the latents."""
         z = given.get("z")
-        z = self.draw_prior(n) if z is None else z
+        z = self.draw_z(n) if z is None else z
         return {"samples": G(z), "z": z}
 
     def reconstruct(self, x: torch.Tensor, G: nn.Module, E: nn.Module | None = None) -> torch.Tensor:
@@ -274,8 +270,5 @@ class BiGANTask(GANTask):
 
     def interpolation(self, rows: int, steps: int) -> dict[str, torch.Tensor]:
         """Straight lines between two prior draws per row (uniform prior), great circles for the normal prior."""
-        a, b = self.draw_prior(rows), self.draw_prior(rows)
-        t = torch.linspace(0, 1, steps, device=self.device)
-        if self.prior == "normal":
-            return {"z": slerp(a, b, t).flatten(0, 1)}
-        return {"z": torch.lerp(a[:, None], b[:, None], t[None, :, None]).flatten(0, 1)}
+        a, b = self.draw_z(rows), self.draw_z(rows)
+        return {"z": latent_path(self.prior, a, b, torch.linspace(0, 1, steps, device=self.device)).flatten(0, 1)}

@@ -14,6 +14,28 @@ from gan_lab.models.terms import CriticPass
 PRIORS = ("normal", "uniform")  # z ~ N(0, I), or U[-1, 1]^d (BEGAN, BiGAN, LAPGAN's coarsest level)
 
 
+def check_prior(prior: str) -> str:
+    """``prior`` when it is one of :data:`PRIORS`; a ConfigError naming ``model.prior`` otherwise."""
+    if prior not in PRIORS:
+        raise ConfigError(f"model.prior={prior!r}: choose one of {', '.join(PRIORS)}")
+    return prior
+
+
+def draw_latent(prior: str, *shape: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    """A tensor of ``shape`` from the prior: N(0, I) or U[-1, 1]."""
+    if prior == "uniform":
+        return torch.rand(*shape, device=device, generator=generator) * 2 - 1
+    return torch.randn(*shape, device=device, generator=generator)
+
+
+def latent_path(prior: str, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(len(a), len(t), dim) latents from rows of ``a`` to rows of ``b`` at fractions ``t``: the great circle for
+    the Gaussian (:func:`slerp`), the straight segment for the uniform prior (a cube: the segment stays inside)."""
+    if prior == "uniform":
+        return torch.lerp(a[:, None], b[:, None], t[None, :, None])
+    return slerp(a, b, t)
+
+
 class NoiseToImage(GANTask):
     """D learns real ``batch["real"]`` against G(z), z from the ``prior`` (``normal``: N(0, I), ``uniform``:
     U[-1, 1]^d); G learns to fool D.
@@ -37,9 +59,7 @@ class NoiseToImage(GANTask):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: nn.Module, reuse_fake: bool = True,
                  prior: str = "normal"):
         super().__init__(generator, discriminator, loss, reuse_fake)
-        if prior not in PRIORS:
-            raise ConfigError(f"model.prior={prior!r}: choose one of {', '.join(PRIORS)}")
-        self.prior = prior
+        self.prior = check_prior(prior)
         self.z_dim = generator.z_dim  # read here: a trick may wrap G (virtual batch norm)
         self.penalties: list = []
         self.d_input: list = []
@@ -57,9 +77,7 @@ class NoiseToImage(GANTask):
 
     def draw_z(self, *shape: int) -> torch.Tensor:
         """z of shape (*shape, z_dim) from the prior, drawn from the latent stream."""
-        if self.prior == "uniform":
-            return torch.rand(*shape, self.z_dim, device=self.device, generator=self.latent) * 2 - 1
-        return torch.randn(*shape, self.z_dim, device=self.device, generator=self.latent)
+        return draw_latent(self.prior, *shape, self.z_dim, device=self.device, generator=self.latent)
 
     def condition(self, source: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Extra arguments of G and D taken from a batch or from generator inputs."""
@@ -136,13 +154,10 @@ class NoiseToImage(GANTask):
         return {"samples": self.generate(G, inputs), **inputs}
 
     def interpolation(self, rows: int, steps: int) -> dict[str, torch.Tensor]:
-        """z between two draws from the prior per row: on the great circle for the Gaussian (:func:`slerp`), on
-        the straight segment for the uniform prior (a cube: the segment stays inside it)."""
+        """z between two draws from the prior per row (:func:`latent_path`)."""
         ends = self.draw_z(2, rows)
-        t = torch.linspace(0, 1, steps, device=self.device)
-        if self.prior == "uniform":
-            return {"z": torch.lerp(ends[0][:, None], ends[1][:, None], t[None, :, None]).flatten(0, 1)}
-        return {"z": slerp(ends[0], ends[1], t).flatten(0, 1)}
+        return {"z": latent_path(self.prior, ends[0], ends[1], torch.linspace(0, 1, steps, device=self.device))
+                .flatten(0, 1)}
 
     def visuals(self, fixed: dict[str, torch.Tensor], G: nn.Module) -> dict[str, Grid | Points]:
         out = self.generate(G, fixed)
