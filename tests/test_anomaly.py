@@ -215,9 +215,9 @@ def _compose_anomaly(overrides: list[str]):
 @pytest.fixture(scope="module")
 def one_class_run(tmp_path_factory):
     """A 4-step DCGAN on the airplanes of the partial CIFAR-10 (93 training images)."""
-    require_data("cifar-10-partial")
+    root = require_data("cifar-10-partial").parent
     path = tmp_path_factory.mktemp("anomaly") / "run"
-    run(compose_train([*TINY, "dataset=cifar10_partial", "dataset.classes=[0]"]), path)
+    run(compose_train([*TINY, "dataset=cifar10_partial", f"dataset.root={root}", "dataset.classes=[0]"]), path)
     return path
 
 
@@ -257,11 +257,12 @@ def test_the_checkpoint_is_read_not_changed(one_class_run, tmp_path, monkeypatch
 
 
 def test_checkpoints_that_cannot_be_scored_are_clear_errors(tmp_path):
-    require_data("cifar-10-partial")
-    run(compose_train([*TINY, "dataset=cifar10_partial"]), tmp_path / "every")
+    root = require_data("cifar-10-partial").parent
+    run(compose_train([*TINY, "dataset=cifar10_partial", f"dataset.root={root}"]), tmp_path / "every")
     with pytest.raises(ConfigError, match=r"no dataset\.classes"):
         anomaly(_compose_anomaly([f"ckpt={tmp_path / 'every'}"]))
-    run(compose_train([*TINY, "model=ebgan", "dataset=cifar10_partial", "dataset.classes=[1]"]), tmp_path / "ebgan")
+    run(compose_train([*TINY, "model=ebgan", "dataset=cifar10_partial", f"dataset.root={root}",
+                       "dataset.classes=[1]"]), tmp_path / "ebgan")
     with pytest.raises(ConfigError, match="exposes no features"):
         anomaly(_compose_anomaly([f"ckpt={tmp_path / 'ebgan'}"]))
     for bad, key in (("method=both", "method"), ("weight=1.5", "weight"), ("count=0", "count"), ("steps=-1", "steps"),
