@@ -92,7 +92,7 @@ class Projector:
         """(z (N, z_dim), loss (N,)) of the images ``x`` (N, C, H, W): ``starts`` starts per image from the prior
         (``z_init`` (N, z_dim), the encoder's guess, replaces the first), searched as one batch, the best kept."""
         n = len(x)
-        z0 = self.task.sample_inputs(n * starts)["z"].view(starts, n, self.z_dim)
+        z0 = self.task.draw_z(n * starts).view(starts, n, self.z_dim)
         if z_init is not None:
             z0[0] = z_init
         with frozen(self.G, self.task.D):
@@ -131,13 +131,16 @@ def projector(run: Restored, loss: str = "l2", feature_weight: float = 0.0,
               bounds: list[float] | None = None) -> Projector:
     """The :class:`Projector` of a restored run; ConfigError unless it is an unconditional noise-to-image model."""
     task, name = run.task, type(run.task).__name__
-    inputs = task.sample_inputs(1) if hasattr(task, "sample_inputs") else {}
-    if set(inputs) != {"z"} or inputs["z"].dim() != 2:
+    drawn = {}
+    if callable(getattr(task, "draw_z", None)):  # a latent z; a sample shows what else G takes
+        with torch.no_grad(), frozen(run.generator):
+            drawn = task.sample(1, run.generator)  # {"samples", "z"} for G(z) alone
+    inputs = sorted(set(drawn) - {"samples"})
+    if inputs != ["z"] or drawn["z"].dim() != 2:
         raise ConfigError(f"ckpt={run.path}: gan-lab project needs an unconditional noise-to-image model "
                           f"(G(z) with z alone); this checkpoint's model is {name}, whose generator takes "
-                          f"{sorted(inputs) or 'no latent z'}")
-    with torch.no_grad(), frozen(run.generator):
-        out = run.generator(inputs["z"])
+                          f"{inputs or 'no latent z'}")
+    out = drawn["samples"]
     if out.dim() != 4:
         raise ConfigError(f"ckpt={run.path}: gan-lab project needs a model that generates images; {name}'s "
                           f"samples have shape {tuple(out.shape[1:])}")
@@ -154,7 +157,7 @@ def projector(run: Restored, loss: str = "l2", feature_weight: float = 0.0,
         if len(bounds) != 2 or not bounds[0] < bounds[1]:
             raise ConfigError(f"bounds={list(bounds)} must be [low, high] with low < high")
         bounds = (float(bounds[0]), float(bounds[1]))
-    return Projector(task, run.generator, tuple(out.shape[1:]), inputs["z"].shape[1], loss, float(feature_weight),
+    return Projector(task, run.generator, tuple(out.shape[1:]), drawn["z"].shape[1], loss, float(feature_weight),
                      bounds)
 
 

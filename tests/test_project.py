@@ -228,3 +228,18 @@ def test_an_encoder_gives_the_first_start(dcgan_run, tmp_path, monkeypatch):
                                     f"out={tmp_path / 'out'}"]))
     assert len(guesses) == 1 and guesses[0].shape == (1, 3, 32, 32)
     assert torch.equal(torch.load(folder / "z.pt", weights_only=True)["z"], z_true)
+
+
+def test_a_bigan_checkpoint_projects_from_its_encoder_and_stays_in_its_prior(tmp_path, monkeypatch):
+    run(compose_train([*TINY, "model=bigan", "dataset.count=64"]), tmp_path / "bigan")
+    restored = restore(tmp_path / "bigan", torch.device("cpu"))
+    assert restored.task.latent_bounds == (-1.0, 1.0)  # BiGAN's z ~ U[-1, 1]
+    guesses = []
+    encode = type(restored.task).encode
+    monkeypatch.setattr(type(restored.task), "encode", lambda self, x, *a, **k: guesses.append(1) or encode(self, x))
+    image = save(torch.zeros(3, 32, 32), tmp_path / "x.png")
+    write(compose_project([f"ckpt={tmp_path / 'bigan'}", f"image={image}", "init=encoder", "steps=5", "starts=2",
+                           f"out={tmp_path / 'out'}"]))
+    assert guesses, "init=encoder did not call the BiGAN encoder"
+    z = torch.load(tmp_path / "out" / "z.pt", weights_only=True)["z"]
+    assert z.shape == (1, 50) and z.abs().max() <= 1
