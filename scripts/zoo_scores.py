@@ -329,13 +329,10 @@ MUSEGAN_PAPER = {
 
 def musegan_paper(name: str) -> Callable[[None], dict]:
     """A row of Dong et al. 2018's Tables 1-2 (other data: 5 LPD rock tracks, per-track order B/D/G/P/S)."""
-    def score(_: None) -> dict:
-        return dict(zip(("EB % S/A/T/B", "UPC S/A/T/B", "QN % S/A/T/B", "TD SA/ST/SB/AT/AB/TB"),
-                        MUSEGAN_PAPER[name]))
-
-    score.__doc__ = (f"Dong et al. 2018, Tables 1-2, {name} (LPD-5 rock, tracks B/D/G/P/S (EB), B/G/P/S (UPC, "
-                     f"QN), pairs B-G/B-S/B-P/G-S/G-P/S-P (TD); the code's faulty chroma; not comparable)")
-    return score
+    return published(f"Dong et al. 2018, Tables 1-2, {name} (LPD-5 rock, tracks B/D/G/P/S (EB), B/G/P/S (UPC, "
+                     f"QN), pairs B-G/B-S/B-P/G-S/G-P/S-P (TD); the code's faulty chroma; not comparable)",
+                     dict(zip(("EB % S/A/T/B", "UPC S/A/T/B", "QN % S/A/T/B", "TD SA/ST/SB/AT/AB/TB"),
+                              MUSEGAN_PAPER[name])))
 
 
 # -- energy-based GANs (suite "energy"): BEGAN's equilibrium, from the run's TensorBoard scalars --
