@@ -166,7 +166,7 @@ class GANTask(nn.Module):
         """Start the latent stream from ``seed`` (through :func:`latent_seed`), on the task's device."""
         self.latent = torch.Generator(self.device).manual_seed(latent_seed(seed))
 
-    def draw(self, fn: Callable[..., torch.Tensor], n: int, *args, **kwargs) -> torch.Tensor:
+    def draw_rows(self, fn: Callable[..., torch.Tensor], n: int, *args, **kwargs) -> torch.Tensor:
         """``n`` rows of ``fn(rows, *args, device=, generator=self.latent, **kwargs)`` (``torch.randn``, a prior):
         every training draw of the latent stream goes through here. In a run of ``world`` processes each rank
         draws the ``world * n`` rows one process would and keeps its own ``n``, so the ranks together train
@@ -176,8 +176,8 @@ class GANTask(nn.Module):
         return rows if world == 1 else rows[rank * n:(rank + 1) * n]
 
     def draw_labels(self, num_classes: int, n: int) -> torch.Tensor:
-        """``n`` classes drawn uniformly from the latent stream (:meth:`draw`)."""
-        return self.draw(lambda rows, **kw: torch.randint(num_classes, (rows,), **kw), n)
+        """``n`` classes drawn uniformly from the latent stream (:meth:`draw_rows`)."""
+        return self.draw_rows(lambda rows, **kw: torch.randint(num_classes, (rows,), **kw), n)
 
     def sampling_generator(self, use_ema: bool = True) -> nn.Module:
         """The generator every sampling site uses: the average when there is one."""

@@ -184,7 +184,7 @@ class BiGANTask(GANTask):
 
     def draw_z(self, n: int) -> torch.Tensor:
         """``n`` latents from the prior, drawn from the latent stream."""
-        return self.draw(functools.partial(draw_latent, self.prior), n, self.z_dim)
+        return self.draw_rows(functools.partial(draw_latent, self.prior), n, self.z_dim)
 
     def encode(self, x: torch.Tensor, E: nn.Module | None = None, sample: bool = True) -> torch.Tensor:
         """E(x) in the prior's space: tanh of the codes (uniform prior), the codes (normal prior), or for a
@@ -195,7 +195,7 @@ class BiGANTask(GANTask):
             mu, log_sigma = h.chunk(2, dim=1)
             if not sample:
                 return mu
-            eps = self.draw(torch.randn, len(mu), *mu.shape[1:], dtype=mu.dtype)
+            eps = self.draw_rows(torch.randn, len(mu), *mu.shape[1:], dtype=mu.dtype)
             return mu + log_sigma.exp() * eps
         return torch.tanh(h) if self.prior == "uniform" else h
 

@@ -240,7 +240,7 @@ class LaplacianTask(GANTask):
     # -- inputs -------------------------------------------------------------------------------------------
     def _uniform(self, *shape: int) -> torch.Tensor:
         """U[-1, 1] noise from the latent stream (the paper's and EY's noise)."""
-        return self.draw(torch.rand, shape[0], *shape[1:]) * 2 - 1
+        return self.draw_rows(torch.rand, shape[0], *shape[1:]) * 2 - 1
 
     def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
         """``z`` (coarsest level), ``noise<k>`` (level k's plane) [, ``label``], drawn unless given."""

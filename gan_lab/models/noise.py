@@ -79,7 +79,7 @@ class NoiseToImage(GANTask):
 
     def draw_z(self, *shape: int) -> torch.Tensor:
         """z of shape (*shape, z_dim) from the prior, drawn from the latent stream."""
-        return self.draw(functools.partial(draw_latent, self.prior), shape[0], *shape[1:], self.z_dim)
+        return self.draw_rows(functools.partial(draw_latent, self.prior), shape[0], *shape[1:], self.z_dim)
 
     def condition(self, source: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Extra arguments of G and D taken from a batch or from generator inputs."""
