@@ -111,7 +111,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
     config_lib.validate(cfg)
     dist = distributed.init(cfg.hardware)  # one process unless launched as several (torchrun, Slurm)
     try:
-        distributed.check_batch(cfg.train.batch_size, dist.world)
+        distributed.check(cfg, dist.world)
         with process_flags(cfg.hardware, resolve_device(cfg.hardware)):
             return _train(cfg, run_dir, state_in, dist)
     finally:
@@ -179,7 +179,7 @@ def main(cfg: DictConfig) -> float:
     if distributed.env_rank() > 0:
         logging.getLogger().setLevel(logging.CRITICAL)  # rank 0 speaks for the run, errors included
     elif cfg.hardware.nproc > 1 and not distributed.launched():  # hardware=ddp: start the ranks
-        exit_on_error(distributed.check_batch, cfg.train.batch_size, cfg.hardware.nproc)
+        exit_on_error(distributed.check, cfg, cfg.hardware.nproc)
         status = distributed.launch(cfg.hardware.nproc, run_dir, [*overrides, "hydra.output_subdir=null"])
         if status:
             raise SystemExit(status)

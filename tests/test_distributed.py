@@ -13,7 +13,8 @@ import sys
 import pytest
 import torch
 
-from gan_lab.engine import checkpoint
+from gan_lab.engine import checkpoint, distributed
+from gan_lab.errors import ConfigError
 from gan_lab.losses.adversarial import NonSaturating
 from gan_lab.train import run
 from tests.conftest import REPO, compose_train, flat_model
@@ -122,3 +123,21 @@ def test_batch_not_divisible(tmp_path):
     assert result.returncode == 1
     assert "train.batch_size=15 must be divisible by the number of processes (2)" in result.stdout + result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_sync_bn_needs_cuda(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="hardware.sync_bn=true needs CUDA"):
+        run(compose_train([*GAN, *BASE, "hardware=cpu", "hardware.sync_bn=true"]), tmp_path / "run")
+
+
+def test_slurm_environment_without_submitit(monkeypatch):
+    """Slurm tasks without torchrun: the rank, world and rendezvous host come from Slurm's variables."""
+    monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit fails: Slurm's own variables
+    monkeypatch.setattr(os, "environ", {"SLURM_NTASKS": "4", "SLURM_PROCID": "3", "SLURM_LOCALID": "1",
+                                        "SLURM_JOB_ID": "1234", "SLURM_JOB_NODELIST": "gpu[07-08,11],cpu1"})
+    assert distributed.launched() and distributed.env_rank() == 3
+    distributed.slurm_environment()
+    assert [os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")] == ["3", "4", "1", "gpu07"]
+    assert distributed.first_host("node1") == "node1"

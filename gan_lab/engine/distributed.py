@@ -165,9 +165,6 @@ def init(hw: DictConfig) -> Dist:
     cuda = hw.device != "cpu" and torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(local)
-    if hw.sync_bn and not cuda:
-        raise ConfigError("hardware.sync_bn=true needs CUDA (torch's SyncBatchNorm runs on NCCL only); "
-                          "on the CPU each rank keeps its own BatchNorm statistics")
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world,
                                 timeout=datetime.timedelta(minutes=hw.timeout_min),
@@ -175,11 +172,16 @@ def init(hw: DictConfig) -> Dist:
     return Dist(rank, world, local)
 
 
-def check_batch(batch_size: int, world: int) -> None:
-    """The global batch splits into equal slices: a ConfigError naming train.batch_size otherwise."""
+def check(cfg: DictConfig, world: int) -> None:
+    """Before any work: the global batch splits into ``world`` equal slices, and SyncBatchNorm has CUDA;
+    a ConfigError naming the key otherwise."""
+    batch_size = cfg.train.batch_size
     if batch_size % world:
         raise ConfigError(f"train.batch_size={batch_size} must be divisible by the number of processes ({world}): "
                           f"each takes an equal slice of the global batch")
+    if cfg.hardware.sync_bn and (cfg.hardware.device == "cpu" or not torch.cuda.is_available()):
+        raise ConfigError("hardware.sync_bn=true needs CUDA (torch's SyncBatchNorm runs on NCCL only); "
+                          "on the CPU each rank keeps its own BatchNorm statistics")
 
 
 def seed_rank(d: Dist, seed: int) -> None:
