@@ -16,7 +16,7 @@ import torch
 from gan_lab.engine import checkpoint, distributed
 from gan_lab.errors import ConfigError
 from gan_lab.losses.adversarial import NonSaturating
-from gan_lab.train import run
+from gan_lab.train import main, run
 from tests.conftest import REPO, compose_train, flat_model
 
 # Small MLPs without BatchNorm or dropout, so the only difference from one process is the reduction order.
@@ -27,6 +27,9 @@ GAN = ["model=gan", "dataset=toy2d", "dataset.count=512", "model.generator.hidde
        "model.discriminator.dropout=0"]
 CGAN = ["model=cgan", "dataset.count=256", "dataset.image_size=8", "model.generator.z_dim=8",
         "+model.generator.dropout=0", "+model.discriminator.dropout=0"]
+# BEGAN: k is updated from each step's losses (task.end_step), which must be the mean over the ranks
+BEGAN = ["model=began", "dataset.count=256", "dataset.image_size=16", "model.generator.width=8",
+         "model.discriminator.width=8"]
 # Only the reduction order differs (two half-batch gradient sums averaged, not one full-batch sum): gradients
 # agree to ~1e-7 relative, but Adam divides by sqrt(v), so an element whose gradient is near zero can move by
 # a fraction of lr (2e-4) differently; after 8 steps weights agree to ~5e-6. A wrong slice of the batch or of
@@ -67,26 +70,33 @@ def assert_close(a: dict, b: dict, atol: float) -> None:
                 assert torch.allclose(value.float(), other.float(), atol=atol, rtol=0), (player, index, name)
 
 
-@pytest.mark.parametrize("model", [GAN, CGAN], ids=["gan", "cgan"])
-def test_two_ranks_equal_one_process(tmp_path, model):
-    """8 steps of 2 ranks (each half of every batch and latent draw) = 8 steps of one process."""
-    args = [*model, *BASE, "train.steps=8"]
+def assert_equals_one_process(tmp_path, args: list[str], two) -> None:
+    """The 2-rank run in directory ``two`` ended where one process does with ``args``; both ranks'
+    global RNG states are stored, and differ."""
     run(compose_train([*args, "hardware=cpu"]), tmp_path / "one")
-    result = launch([*args, f"hydra.run.dir={tmp_path / 'two'}"], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "finished" in result.stdout and result.stdout.count("gan-lab run") == 1  # rank 0's summary only
-    one, two = (checkpoint.load(tmp_path / d / "checkpoints" / "last.pt") for d in ("one", "two"))
+    one, two = checkpoint.load(tmp_path / "one"), checkpoint.load(two)
     assert len(two["rng"]["ranks"]) == 2 and not torch.equal(two["rng"]["ranks"][0]["torch"],
                                                                two["rng"]["ranks"][1]["torch"])
     assert two["last_losses"] == pytest.approx(one["last_losses"], abs=1e-4)  # the mean over ranks
     assert_close(one, two, ATOL)
 
 
-def test_two_ranks_resume_exactly(tmp_path):
+@pytest.mark.parametrize("model", [CGAN, BEGAN], ids=["cgan", "began"])
+def test_two_ranks_equal_one_process(tmp_path, model):
+    """8 steps of 2 ranks (each half of every batch and latent draw) = 8 steps of one process."""
+    args = [*model, *BASE, "train.steps=8"]
+    result = launch([*args, f"hydra.run.dir={tmp_path / 'two'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "finished" in result.stdout and result.stdout.count("gan-lab run") == 1  # rank 0's summary only
+    assert_equals_one_process(tmp_path, args, tmp_path / "two")
+
+
+def test_torchrun_resumes_exactly(tmp_path):
     """Plain torchrun without hydra.run.dir: the ranks agree on the default run directory, only rank 0
-    writes .hydra/ and checkpoints; stopped at step 4 and resumed, the run ends bit-equal to the
-    uninterrupted one."""
-    result = launch([*GAN, *BASE, "train.steps=8"], tmp_path, torchrun=True)
+    writes .hydra/ and checkpoints, and the run equals one process; stopped at step 4 and resumed, it ends
+    bit-equal to the uninterrupted one."""
+    args = [*GAN, *BASE, "train.steps=8"]
+    result = launch(args, tmp_path, torchrun=True)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "outputs").glob("*/*"))
     assert len(runs) == 1, runs  # one directory for both ranks
@@ -94,13 +104,14 @@ def test_two_ranks_resume_exactly(tmp_path):
     assert (full / ".hydra" / "config.yaml").is_file() and not list(full.glob(".hydra/*/"))
     assert sorted(p.name for p in (full / "checkpoints").iterdir()) == ["last.pt", "step_0000004.pt",
                                                                         "step_0000008.pt"]
+    assert_equals_one_process(tmp_path, args, full)
     part = tmp_path / "part"
     (part / "checkpoints").mkdir(parents=True)
     shutil.copy(full / "checkpoints" / "step_0000004.pt", part / "checkpoints" / "last.pt")
     result = launch([f"resume={part}", "train.steps=8"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resumed from" in result.stdout + result.stderr
-    a, b = checkpoint.load(full / "checkpoints" / "last.pt"), checkpoint.load(part / "checkpoints" / "last.pt")
+    a, b = checkpoint.load(full), checkpoint.load(part)
     assert b["step"] == 8
     assert_close(a, b, atol=0)
     for x, y in zip(a["rng"]["ranks"], b["rng"]["ranks"]):
@@ -118,11 +129,16 @@ def test_nan_on_one_rank_stops_both(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_batch_not_divisible(tmp_path):
-    result = launch([*GAN, *BASE, "train.batch_size=15", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
-    assert result.returncode == 1
-    assert "train.batch_size=15 must be divisible by the number of processes (2)" in result.stdout + result.stderr
+def test_batch_not_divisible(tmp_path, monkeypatch):
+    """hardware=ddp checks the split before it starts the ranks (which check it again)."""
+    monkeypatch.setattr(sys, "argv", ["gan-lab", "hardware=ddp", *GAN, *BASE, "train.batch_size=15",
+                                      f"hydra.run.dir={tmp_path / 'run'}"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1
     assert not (tmp_path / "run" / "checkpoints").exists()
+    with pytest.raises(ConfigError, match=r"train.batch_size=15 must be divisible by the number of processes \(2\)"):
+        distributed.check(compose_train([*GAN, *BASE, "train.batch_size=15"]), 2)
 
 
 def test_sync_bn_needs_cuda(tmp_path):

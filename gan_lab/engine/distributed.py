@@ -70,6 +70,15 @@ class Dist:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
+    def mean(self, stats: dict) -> dict:
+        """Each statistic (tensor or float) averaged over the ranks, in one all-reduce; tensors stay on their device."""
+        if self.world == 1 or not stats:
+            return stats
+        values = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=_device()).detach().reshape(())
+                              for v in stats.values()])
+        dist.all_reduce(values)
+        return dict(zip(stats, values.div_(self.world).unbind()))
+
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         """The element-wise sum over the ranks of a small tensor (losses at the log cadence)."""
         if self.world == 1:

@@ -8,8 +8,9 @@ clipping and stepping; a task only computes losses. Losses stay on the device:
 their finiteness is checked at the log cadence and before every checkpoint.
 
 In a data-parallel run (``state.dist``, gan_lab.engine.distributed) every rank runs this loop in step:
-gradients are averaged in :func:`_optimizer_step`, the ranks agree on stopping every step and on
-non-finite losses at each check, and rank 0 alone writes and evaluates while the others wait.
+gradients are averaged in :func:`_optimizer_step`, each step's stats over the ranks, the ranks agree on
+stopping every step and on non-finite losses at each check, and rank 0 alone writes and evaluates while
+the others wait.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO
             logged = step % tc.log_every == 0 or step == tc.steps
             if logged:
                 guard.check(io.ckpt_dir)
-                state.last_losses = _mean_stats(pending, state.dist)
+                state.last_losses = _mean_stats(pending)
                 pending.clear()
             progress.update(step, state.batches * tc.batch_size, state.last_losses if logged else None)
             if logged and main:
@@ -119,7 +120,7 @@ def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO
     # -- end of run or stop signal: always leave a checkpoint of the last step --
     guard.check(io.ckpt_dir)
     if pending:
-        state.last_losses = _mean_stats(pending, state.dist)
+        state.last_losses = _mean_stats(pending)
     if state.step % tc.sample_every and main:
         render_samples(state, io.recorder)
     if state.step % tc.ckpt_every:
@@ -169,6 +170,7 @@ def train_step(state: TrainState, data, hw: Hardware, cfg: DictConfig, guard: Fi
         warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
         for sched in state.schedulers.values():
             sched.step()
+    stats = state.dist.mean(stats)  # end_step's task state (BEGAN's k) must see the same numbers on every rank
     task.end_step(step, stats)
     state.step = step
     return stats
@@ -187,15 +189,14 @@ def _optimizer_step(loss: torch.Tensor, state: TrainState, player: str, net: tor
     scaler.update()
 
 
-def _mean_stats(pending: list[dict], dist: Dist = Dist()) -> dict[str, float]:
-    """Mean of each statistic over the steps that reported it (a lazy term reports every k steps) and
-    over the ranks (one all-reduce)."""
+def _mean_stats(pending: list[dict]) -> dict[str, float]:
+    """Mean of each statistic over the steps that reported it (a lazy term reports every k steps)."""
     sums: dict[str, list] = {}
     for stats in pending:
         for key, value in stats.items():
             sums.setdefault(key, []).append(torch.as_tensor(value, dtype=torch.float32).detach())
     keys = list(sums)
-    means = (dist.sum(torch.stack([torch.stack(sums[k]).mean() for k in keys])) / dist.world).cpu().tolist()
+    means = torch.stack([torch.stack(sums[k]).mean() for k in keys]).cpu().tolist()
     return dict(zip(keys, means))
 
 
