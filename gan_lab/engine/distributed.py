@@ -231,11 +231,15 @@ def launch(nproc: int, run_dir: Path, args: list[str]) -> int:
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"gan-lab-{os.getpid()}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
                           monitor_interval=0.5, shutdown_timeout=600)
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)  # its worker bookkeeping
+    for name in ("torch.distributed.elastic.multiprocessing.api", "torch.distributed.elastic.agent.server.api"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # its reports of the ranks' exits: said below
     try:
         elastic_launch(config, sys.executable)("-m", "gan_lab.train", *args, f"hydra.run.dir={run_dir}")
-    except ChildFailedError as err:  # the rank said why (one line); torchrun's report would add a traceback
-        return next(iter(err.failures.values())).exitcode or 1
+    except ChildFailedError as err:  # torchrun's report would add a traceback
+        rank, failure = err.get_first_failure()  # the earliest: the cause, not the ranks torchrun then stopped
+        if failure.exitcode != 1:  # 1: the rank logged a gan-lab error itself
+            log.error("rank %d exited with status %d", rank, failure.exitcode)
+        return failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode  # killed: 128 + signal
     except SignalException as err:  # forwarded to the ranks, which saved a checkpoint and exited
         log.warning("%s: the ranks stopped", err.sigval.name)
     return 0
