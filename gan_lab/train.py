@@ -21,10 +21,10 @@ from gan_lab import config as config_lib
 from gan_lab.engine import checkpoint, distributed
 from gan_lab.engine.loop import RunIO, train_loop
 from gan_lab.engine.build import build_task
+from gan_lab.engine.distributed import Dist
 from gan_lab.engine.precision import Hardware, process_flags, resolve_device
 from gan_lab.engine.recorder import Recorder
 from gan_lab.engine.signals import StopFlag
-from gan_lab.engine.distributed import Dist
 from gan_lab.engine.state import TrainState
 from gan_lab.errors import ConfigError, exit_on_error
 from gan_lab.ui import format_duration, format_rate, print_table, summary_table
