@@ -10,6 +10,7 @@ raises :class:`~gan_lab.errors.ConfigError` naming the key.
 from __future__ import annotations
 
 import enum
+import os
 from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from gan_lab.engine import distributed
 from gan_lab.errors import ConfigError, GanLabError
 
 
@@ -61,6 +63,9 @@ class HardwareSchema:
     compile: bool = False  # torch.compile the networks
     data_on_device: bool = True  # keep decoded data on the GPU when it fits
     flush_denormal: bool = True  # CPU: treat subnormal floats as 0 (they make x86 arithmetic many times slower)
+    nproc: int = 1  # processes `gan-lab train` starts on this node (hardware=ddp); torchrun's own count wins
+    sync_bn: bool = False  # data-parallel CUDA runs: BatchNorm statistics over the global batch (SyncBatchNorm)
+    timeout_min: int = 60  # how long ranks wait for each other (rank 0's evaluation) before failing
 
 
 @dataclass
@@ -94,11 +99,17 @@ def register() -> None:
     if not OmegaConf.has_resolver("gan_lab_run_dir"):
         OmegaConf.register_new_resolver("gan_lab_run_dir", run_dir_for)
     if not OmegaConf.has_resolver("gan_lab_hydra_subdir"):
-        # A resumed run keeps the first session's .hydra/ and records its own invocation beside it.
+        # A resumed run keeps the first session's .hydra/ and records its own invocation beside it; in a
+        # data-parallel run only rank 0 writes it (and the log file).
         OmegaConf.register_new_resolver(
             "gan_lab_hydra_subdir",
-            lambda resume: ".hydra" if not resume else f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}",
+            lambda resume: None if distributed.env_rank() else
+            ".hydra" if not resume else f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}",
         )
+        OmegaConf.register_new_resolver("gan_lab_log_file",
+                                        lambda path: os.devnull if distributed.env_rank() else path)
+        # The launch time, alike on every rank of a plain `torchrun` (the default run directory's name).
+        OmegaConf.register_new_resolver("gan_lab_now", lambda fmt: distributed.launch_time().strftime(fmt))
     if not OmegaConf.has_resolver("sum"):
         OmegaConf.register_new_resolver("sum", lambda *xs: sum(xs))
     if not OmegaConf.has_resolver("data_shape"):

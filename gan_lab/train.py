@@ -18,9 +18,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lab import config as config_lib
-from gan_lab.engine import checkpoint
+from gan_lab.engine import checkpoint, distributed
 from gan_lab.engine.loop import RunIO, train_loop
 from gan_lab.engine.build import build_task
+from gan_lab.engine.distributed import Dist
 from gan_lab.engine.precision import Hardware, process_flags, resolve_device
 from gan_lab.engine.recorder import Recorder
 from gan_lab.engine.signals import StopFlag
@@ -63,8 +64,9 @@ def resumed_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, d
     return stored, state
 
 
-def setup(cfg: DictConfig) -> tuple[TrainState, object, Hardware]:
-    """Everything a run needs, built from a validated config: seeded, on its device, at step 0."""
+def setup(cfg: DictConfig, dist: Dist = Dist()) -> tuple[TrainState, object, Hardware]:
+    """Everything a run needs, built from a validated config: seeded, on its device, at step 0 (alike on
+    every rank of a data-parallel run ``dist``)."""
     config_lib.validate(cfg)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -73,7 +75,12 @@ def setup(cfg: DictConfig) -> tuple[TrainState, object, Hardware]:
     data = load_data(cfg, device)
     if len(data) < cfg.train.batch_size:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the dataset ({len(data)} samples)")
-    task, tricks = build_task(cfg, device, data, prepare=lambda net: hw.prepare(net, cfg.hardware.compile))
+    def prepare(net: torch.nn.Module) -> None:
+        if cfg.hardware.sync_bn and dist.world > 1:  # in place: a player is never a BatchNorm layer itself
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        hw.prepare(net, cfg.hardware.compile)
+
+    task, tricks = build_task(cfg, device, data, prepare=prepare)
     players = task.players()
     missing = [name for name in players if cfg.optim.get(name) is None]
     if missing:
@@ -82,8 +89,9 @@ def setup(cfg: DictConfig) -> tuple[TrainState, object, Hardware]:
     optimizers = {n: instantiate(cfg.optim[n])(net.parameters()) for n, net in players.items()}
     schedule = config_lib.instantiate_group(cfg.schedule, "schedule")
     schedulers = {n: torch.optim.lr_scheduler.LambdaLR(o, schedule) for n, o in optimizers.items()}
+    distributed.seed_rank(dist, cfg.seed)
     state = TrainState(task, optimizers, schedulers, hw.scalers(players), tricks,
-                       config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+                       config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), dist=dist)
     return state, data, hw
 
 
@@ -101,12 +109,17 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
     if cfg.resume:
         cfg, state_in = resumed_config(cfg, overrides or [])
     config_lib.validate(cfg)
-    with process_flags(cfg.hardware, resolve_device(cfg.hardware)):
-        return _train(cfg, run_dir, state_in)
+    dist = distributed.init(cfg.hardware)  # one process unless launched as several (torchrun, Slurm)
+    try:
+        distributed.check(cfg, dist.world)
+        with process_flags(cfg.hardware, resolve_device(cfg.hardware)):
+            return _train(cfg, run_dir, state_in, dist)
+    finally:
+        dist.shutdown()
 
 
-def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None) -> float:
-    state, data, hw = setup(cfg)
+def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None, dist: Dist = Dist()) -> float:
+    state, data, hw = setup(cfg, dist)
     evaluator = None
     if OmegaConf.select(cfg, "eval.every") is not None:  # built first: missing weights or data stop the run here
         from gan_lab.metrics.evaluate import TrainingEvaluator
@@ -121,19 +134,24 @@ def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None) -> float:
             raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir}")
         state.draw_fixed(data, grid_size(cfg, data))
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     log.info("run %s | %s on %s, %s | %s parameters", run_dir, type(task).__name__, hw.device,
              cfg.hardware.precision.value,
              ", ".join(f"{n} {sum(p.numel() for p in net.parameters())}" for n, net in task.players().items()))
 
     session_start, start_step, start_elapsed, start_batches = time.perf_counter(), state.step, state.elapsed, state.batches
-    recorder = Recorder(run_dir, purge_step=state.step + 1 if state_in is not None else None)
+    recorder = Recorder(run_dir, purge_step=state.step + 1 if state_in is not None else None) if dist.is_main else None
+    task.shard = dist.shard  # training draws: each rank its slice of one process's latents
     try:
         with StopFlag() as stop:
             ended = train_loop(state, data, cfg, hw, RunIO(run_dir, recorder, stop, evaluator))
     finally:
-        recorder.close()
+        if recorder is not None:
+            recorder.close()
+    if not dist.is_main:
+        return float(state.last_losses.get("loss/G", float("nan")))
 
     session = time.perf_counter() - session_start
     steps_done = state.step - start_step
@@ -157,7 +175,16 @@ def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None) -> float:
 @hydra.main(config_path="pkg://gan_lab.configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
-    return exit_on_error(run, cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
+    run_dir, overrides = Path(hc.runtime.output_dir), list(hc.overrides.task)
+    if distributed.env_rank() > 0:
+        logging.getLogger().setLevel(logging.CRITICAL)  # rank 0 speaks for the run, errors included
+    elif cfg.hardware.nproc > 1 and not distributed.launched():  # hardware=ddp: start the ranks
+        exit_on_error(distributed.check, cfg, cfg.hardware.nproc)
+        status = distributed.launch(cfg.hardware.nproc, run_dir, [*overrides, "hydra.output_subdir=null"])
+        if status:
+            raise SystemExit(status)
+        return float("nan")
+    return exit_on_error(run, cfg, run_dir, overrides)
 
 
 if __name__ == "__main__":

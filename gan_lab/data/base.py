@@ -54,12 +54,13 @@ class TensorDataset:
     def device(self) -> torch.device:
         return next(iter(self.tensors.values())).device
 
-    def batch_at(self, k: int, batch_size: int, seed: int) -> dict[str, torch.Tensor]:
-        """Batch ``k`` of a run: an epoch-wise permutation seeded by ``(seed, epoch)``."""
+    def batch_at(self, k: int, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)) -> dict[str, torch.Tensor]:
+        """Batch ``k`` of a run: an epoch-wise permutation seeded by ``(seed, epoch)``; with ``shard``
+        ``(rank, world)`` only that rank's contiguous slice of it (a data-parallel run)."""
         sampler = self._sampler
         if sampler is None or (sampler.batch_size, sampler.seed) != (batch_size, seed):
             sampler = self._sampler = BatchSampler(len(self), batch_size, seed)
-        return self.batch(sampler.indices(k), augment=torch.Generator().manual_seed(seed * 1_000_003 + k))
+        return self.batch(shard_rows(sampler.indices(k), shard), augment=augment_generator(seed, k, shard))
 
     def examples(self, n: int) -> dict[str, torch.Tensor]:
         """The first ``n`` examples, not augmented."""
@@ -76,6 +77,20 @@ class TensorDataset:
                 value = value.float().div_(127.5).sub_(1.0)
             out[key] = value
         return out
+
+
+def shard_rows(rows: torch.Tensor, shard: tuple[int, int]) -> torch.Tensor:
+    """Rank ``shard[0]``'s contiguous slice of ``rows`` among ``shard[1]`` equal slices."""
+    rank, world = shard
+    n = len(rows) // world
+    return rows[rank * n:(rank + 1) * n]
+
+
+def augment_generator(seed: int, k: int, shard: tuple[int, int] = (0, 1)) -> torch.Generator:
+    """The generator of batch ``k``'s augmentation: seeded by ``(seed, k)`` and, after rank 0, the rank, so
+    the ranks' slices are not jittered alike (augmentation is then per rank, not one process's)."""
+    rank = shard[0]
+    return torch.Generator().manual_seed(seed * 1_000_003 + k + (rank << 40))
 
 
 class BatchSampler:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from gan_lab.data.base import BatchSampler, absolute_root, check_channels, check_choice, check_int
+from gan_lab.data.base import (BatchSampler, absolute_root, augment_generator, check_channels, check_choice, check_int,
+                               shard_rows)
 from gan_lab.data.folders import (EXTENSIONS, _MODES, PairedFolder, _decode_all, center_crop, check_jitter,
                                   decode_square, list_images, random_crop_flip)
 from gan_lab.data.shapes import ShapesPaired
@@ -71,10 +72,12 @@ class UnpairedImages:
                               for d, key in enumerate(DOMAINS)}
         return {key: sampler.indices(k) for key, sampler in self._samplers.items()}
 
-    def batch_at(self, k: int, batch_size: int, seed: int) -> dict[str, torch.Tensor]:
-        """Batch ``k`` of a run: independent A and B draws, each sample cropped and flipped on its own."""
-        augment = torch.Generator().manual_seed(seed * 1_000_003 + k)
-        return {key: self._gather(key, index, augment) for key, index in self.indices(k, batch_size, seed).items()}
+    def batch_at(self, k: int, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)) -> dict[str, torch.Tensor]:
+        """Batch ``k`` of a run: independent A and B draws, each sample cropped and flipped on its own
+        (``shard``: one rank's slice, as ``TensorDataset.batch_at``)."""
+        augment = augment_generator(seed, k, shard)
+        return {key: self._gather(key, shard_rows(index, shard), augment)
+                for key, index in self.indices(k, batch_size, seed).items()}
 
     def examples(self, n: int) -> dict[str, torch.Tensor]:
         """The first ``n`` images of each domain (fewer where a domain is smaller), centre-cropped."""

@@ -6,6 +6,11 @@ on the last one. During a phase every other player is frozen, as in stylegan2-ad
 phase loop. The engine alone owns ``zero_grad``, ``backward``, gradient scaling,
 clipping and stepping; a task only computes losses. Losses stay on the device:
 their finiteness is checked at the log cadence and before every checkpoint.
+
+In a data-parallel run (``state.dist``, gan_lab.engine.distributed) every rank runs this loop in step:
+gradients are averaged in :func:`_optimizer_step`, each step's stats over the ranks, the ranks agree on
+stopping every step and on non-finite losses at each check, and rank 0 alone writes and evaluates while
+the others wait.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 from omegaconf import DictConfig
 
 from gan_lab.engine import checkpoint
+from gan_lab.engine.distributed import Dist
 from gan_lab.engine.inference import inference
 from gan_lab.engine.precision import Hardware
 from gan_lab.engine.recorder import Recorder
@@ -51,10 +57,12 @@ class RunIO:
 
 class FiniteGuard:
     """Collects each phase's loss on the device; :meth:`check` (one sync) raises naming the first
-    non-finite one and its step. Checked at the log cadence and before anything is written."""
+    non-finite one and its step, on every rank when any rank has one. Checked at the log cadence and
+    before anything is written."""
 
-    def __init__(self):
+    def __init__(self, dist: Dist = Dist()):
         self.pending: list[tuple[int, str, torch.Tensor]] = []
+        self.dist = dist
 
     def add(self, loss: torch.Tensor, name: str, step: int) -> None:
         self.pending.append((step, name, loss.detach().float()))
@@ -63,10 +71,11 @@ class FiniteGuard:
         pending, self.pending = self.pending, []
         if not pending:
             return
-        bad = (~torch.isfinite(torch.stack([value for *_, value in pending]))).nonzero()
+        values = self.dist.sum(torch.stack([value for *_, value in pending]))  # non-finite where any rank's is
+        bad = (~torch.isfinite(values)).nonzero()
         if len(bad) == 0:
             return
-        step, name, value = pending[int(bad[0])]
+        (step, name, _), value = pending[int(bad[0])], values[int(bad[0])]
         last = ckpt_dir / "last.pt"
         kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
         raise NonFiniteLossError(
@@ -76,12 +85,15 @@ class FiniteGuard:
 
 def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO) -> str:
     """Train until ``cfg.train.steps`` or a stop signal; returns why it ended ("done" or the signal)."""
-    tc = cfg.train
-    guard = FiniteGuard()
+    tc, main = cfg.train, state.dist.is_main
+    guard = FiniteGuard(state.dist)
     pending: list[dict] = []  # per-step stats, converted to floats only at log steps (one sync)
     with ProgressReport(tc.steps, state.step, state.batches * tc.batch_size, tc.log_every,
-                        tc.progress.value) as progress:
-        while state.step < tc.steps and not io.stop.requested:
+                        tc.progress.value if main else "plain") as progress:
+        while state.step < tc.steps:
+            if state.dist.agree(io.stop.requested is not None):  # any rank's signal stops them all here
+                io.stop.requested = io.stop.requested or "a signal to another rank"
+                break
             t0 = time.perf_counter()
             stats = train_step(state, data, hw, cfg, guard)
             step = state.step
@@ -93,10 +105,10 @@ def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO
                 state.last_losses = _mean_stats(pending)
                 pending.clear()
             progress.update(step, state.batches * tc.batch_size, state.last_losses if logged else None)
-            if logged:
+            if logged and main:
                 lrs = {f"lr/{n}": o.param_groups[0]["lr"] for n, o in state.optimizers.items()}
                 io.recorder.scalars(step, {**state.last_losses, **lrs, "perf/images_per_sec": progress.window_rate})
-            if step % tc.sample_every == 0:
+            if step % tc.sample_every == 0 and main:
                 render_samples(state, io.recorder)
             if io.evaluate is not None and step % cfg.eval.every == 0:  # before the checkpoint, which
                 guard.check(io.ckpt_dir)                                  # then holds the best value
@@ -109,11 +121,12 @@ def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO
     guard.check(io.ckpt_dir)
     if pending:
         state.last_losses = _mean_stats(pending)
-    if state.step % tc.sample_every:
+    if state.step % tc.sample_every and main:
         render_samples(state, io.recorder)
     if state.step % tc.ckpt_every:
         save_checkpoint(state, io, cfg)
-    io.recorder.flush()
+    if main:
+        io.recorder.flush()
     return io.stop.requested or "done"
 
 
@@ -135,7 +148,7 @@ def train_step(state: TrainState, data, hw: Hardware, cfg: DictConfig, guard: Fi
             continue
         for repeat in range(phase.repeats):
             if phase.fresh_batch or batch is None:
-                batch = hw.batch(data.batch_at(state.batches, tc.batch_size, cfg.seed))
+                batch = hw.batch(data.batch_at(state.batches, tc.batch_size, cfg.seed, state.dist.shard))
                 state.batches += 1
             # -- freeze every other player; the last repeat keeps the graph it hands off --
             keep = phase.hand_off if repeat == phase.repeats - 1 else None
@@ -157,6 +170,7 @@ def train_step(state: TrainState, data, hw: Hardware, cfg: DictConfig, guard: Fi
         warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
         for sched in state.schedulers.values():
             sched.step()
+    stats = state.dist.mean(stats)  # end_step's task state (BEGAN's k) must see the same numbers on every rank
     task.end_step(step, stats)
     state.step = step
     return stats
@@ -167,6 +181,7 @@ def _optimizer_step(loss: torch.Tensor, state: TrainState, player: str, net: tor
     opt, scaler = state.optimizers[player], state.scalers[player]
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    state.dist.all_reduce_grads(net.parameters())  # before clipping: the norm is the global batch's
     if clip is not None:
         scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
@@ -198,25 +213,37 @@ def render_samples(state: TrainState, recorder: Recorder) -> list[Path]:
 
 
 def evaluate(state: TrainState, io: RunIO) -> None:
-    """FID now, logged as ``metrics/<name>``; a new best is kept as ``checkpoints/best.pt``."""
-    name, value = io.evaluate(state)
-    io.recorder.scalars(state.step, {f"metrics/{name}": value})
+    """FID now (on rank 0, the others waiting), logged as ``metrics/<name>``; a new best is kept as
+    ``checkpoints/best.pt``."""
+    name, value = state.dist.broadcast(io.evaluate(state) if state.dist.is_main else None)
     best = state.best.get("value", math.inf)
-    log.info("step %d: %s %.4f (best: %s)", state.step, name, value,
-             "this one" if value < best else f"{best:.4f} at step {state.best['step']}")
+    if state.dist.is_main:
+        io.recorder.scalars(state.step, {f"metrics/{name}": value})
+        log.info("step %d: %s %.4f (best: %s)", state.step, name, value,
+                 "this one" if value < best else f"{best:.4f} at step {state.best['step']}")
     if value < best:
         state.best = {"metric": name, "value": value, "step": state.step}
-        checkpoint.save(state.state_dict(), io.ckpt_dir / "best.pt")
+        write(state, io.ckpt_dir / "best.pt")
+
+
+def write(state: TrainState, path: Path) -> None:
+    """``state.state_dict()`` (a collective in a data-parallel run) written by rank 0, the others waiting."""
+    snapshot = state.state_dict()
+    if state.dist.is_main:
+        checkpoint.save(snapshot, path)
+    state.dist.barrier()
 
 
 def save_checkpoint(state: TrainState, io: RunIO, cfg: DictConfig) -> Path:
     """``step_XXXXXXX.pt`` (the newest ``keep_ckpts`` kept) and ``last.pt``, each written atomically."""
     last = io.ckpt_dir / "last.pt"
     if cfg.train.keep_ckpts == 0:
-        checkpoint.save(state.state_dict(), last)
+        write(state, last)
         return last
     numbered = io.ckpt_dir / f"step_{state.step:07d}.pt"
-    checkpoint.save(state.state_dict(), numbered)
+    write(state, numbered)
+    if not state.dist.is_main:
+        return last
     tmp = io.ckpt_dir / ".last.pt.link"
     tmp.unlink(missing_ok=True)
     os.link(numbered, tmp)  # last.pt shares the file: no second write, and the swap is atomic

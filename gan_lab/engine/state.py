@@ -4,7 +4,8 @@
 weights and the averaged generator (``models``: one entry per player and ``G_ema``), the
 task's own state (``task``: buffers such as an image pool), optimizers, schedulers,
 gradient scalers, trick states, counters, the fixed sample inputs and every RNG state
-(the global ones and the task's latent stream), as tensors and plain values only. Fixed inputs that are
+(the global ones and the task's latent stream; in a data-parallel run also every rank's global ones,
+``rng["ranks"]``), as tensors and plain values only. Fixed inputs that are
 dataset examples (``task.fixed_examples``) are stored as their count, ``grid``, and re-read with
 ``data.examples(grid)`` on load.
 """
@@ -19,6 +20,7 @@ import torch
 
 from gan_lab import __version__
 from gan_lab.engine.checkpoint import FORMAT_VERSION
+from gan_lab.engine.distributed import Dist
 from gan_lab.errors import CheckpointError
 from gan_lab.models.base import GANTask
 
@@ -40,8 +42,12 @@ class TrainState:
     elapsed: float = 0.0  # training seconds over all sessions of the run
     last_losses: dict[str, float] = field(default_factory=dict)
     best: dict = field(default_factory=dict)  # best eval.every value: metric, value, step
+    dist: Dist = field(default_factory=Dist)  # this process's rank in a data-parallel run
+
 
     def state_dict(self) -> dict:
+        """The checkpoint; in a data-parallel run a collective (every rank calls it; rank 0 writes it)."""
+        ranks = {} if self.dist.world == 1 else {"ranks": self.dist.gather(global_rng())}
         return {
             "format_version": FORMAT_VERSION,
             "gan_lab_version": __version__,
@@ -58,7 +64,7 @@ class TrainState:
             "tricks": {n: t.state_dict() for n, t in self.tricks.items()},
             "fixed": {k: v.cpu() for k, v in self.fixed.items() if k not in self.task.fixed_examples},
             "grid": self.grid,
-            "rng": capture_rng(self.task.latent),
+            "rng": {**capture_rng(self.task.latent), **ranks},
         }
 
     def draw_fixed(self, data, n: int) -> None:
@@ -86,7 +92,7 @@ class TrainState:
         self.elapsed = state["elapsed"]
         self.last_losses = dict(state["last_losses"])
         self.best = dict(state.get("best", {}))  # absent from checkpoints of runs without eval.every
-        restore_rng(state["rng"], self.task)
+        restore_rng(state["rng"], self.task, self.dist)
 
     def _on_device(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.task.device) for k, v in tensors.items()}
@@ -114,28 +120,43 @@ def load_task_state(task: GANTask, state: dict) -> None:
     task.load_state_dict(full)
 
 
-def capture_rng(latent: torch.Generator) -> dict:
-    """The global RNG states and the latent stream's (with its device type: a CPU and a CUDA
-    generator's states differ in kind)."""
+def global_rng() -> dict:
+    """This process's global RNG states (torch, CUDA, Python)."""
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "python": random.getstate(),
-        "latent": {"device": latent.device.type, "state": latent.get_state()},
     }
 
 
-def restore_rng(rng: dict, task: GANTask) -> None:
-    """The inverse of :func:`capture_rng`. A run resumed on another device type keeps the latent stream
-    seeded by ``build_task``, as the CUDA RNG starts afresh: it continues, but not exactly."""
-    if "latent" not in rng:
-        raise CheckpointError("the checkpoint has no latent stream (it was written before gan-lab drew latents "
-                              "from a stream of their own), so its run cannot continue exactly; it can still be "
-                              "evaluated and sampled")
+def set_global_rng(rng: dict) -> None:
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
     random.setstate(rng["python"])
+
+
+def capture_rng(latent: torch.Generator) -> dict:
+    """The global RNG states and the latent stream's (with its device type: a CPU and a CUDA
+    generator's states differ in kind)."""
+    return {**global_rng(), "latent": {"device": latent.device.type, "state": latent.get_state()}}
+
+
+def restore_rng(rng: dict, task: GANTask, dist: Dist = Dist()) -> None:
+    """The inverse of :func:`capture_rng`: each rank of a data-parallel run takes its own global states
+    (``rng["ranks"]``). A run resumed on another device type keeps the latent stream seeded by
+    ``build_task``, as the CUDA RNG starts afresh, and one resumed on another number of processes keeps the
+    global states of the ranks the checkpoint lacks: either continues, but not exactly."""
+    if "latent" not in rng:
+        raise CheckpointError("the checkpoint has no latent stream (it was written before gan-lab drew latents "
+                              "from a stream of their own), so its run cannot continue exactly; it can still be "
+                              "evaluated and sampled")
+    ranks = rng.get("ranks", [rng])
+    if len(ranks) != dist.world:
+        log.warning("the checkpoint was written by %d process(es) and continues on %d: the run continues, but "
+                    "not as it would have on %d", len(ranks), dist.world, len(ranks))
+    if dist.rank < len(ranks):
+        set_global_rng(ranks[dist.rank])
     if rng["latent"]["device"] == task.latent.device.type:
         task.latent.set_state(rng["latent"]["state"])
     else:

@@ -149,6 +149,7 @@ class GANTask(nn.Module):
         self.reuse_fake = reuse_fake
         self.G_ema: nn.Module | None = None  # the averaged generator, when a trick keeps one (tricks=[ema])
         self.latent: torch.Generator | None = None  # None (a task built by hand): the global torch RNG
+        self.shard = (0, 1)  # (rank, world) of a data-parallel run while it trains (gan_lab.engine.distributed)
 
     @property
     def device(self) -> torch.device:
@@ -164,6 +165,19 @@ class GANTask(nn.Module):
     def seed_latent(self, seed: int) -> None:
         """Start the latent stream from ``seed`` (through :func:`latent_seed`), on the task's device."""
         self.latent = torch.Generator(self.device).manual_seed(latent_seed(seed))
+
+    def draw_rows(self, fn: Callable[..., torch.Tensor], n: int, *args, **kwargs) -> torch.Tensor:
+        """``n`` rows of ``fn(rows, *args, device=, generator=self.latent, **kwargs)`` (``torch.randn``, a prior):
+        every training draw of the latent stream goes through here. In a run of ``world`` processes each rank
+        draws the ``world * n`` rows one process would and keeps its own ``n``, so the ranks together train
+        on one process's latents and their streams stay alike; at world 1 it is the plain draw."""
+        rank, world = self.shard
+        rows = fn(world * n, *args, device=self.device, generator=self.latent, **kwargs)
+        return rows if world == 1 else rows[rank * n:(rank + 1) * n]
+
+    def draw_labels(self, num_classes: int, n: int) -> torch.Tensor:
+        """``n`` classes drawn uniformly from the latent stream (:meth:`draw_rows`)."""
+        return self.draw_rows(lambda rows, **kw: torch.randint(num_classes, (rows,), **kw), n)
 
     def sampling_generator(self, use_ema: bool = True) -> nn.Module:
         """The generator every sampling site uses: the average when there is one."""

@@ -37,6 +37,7 @@ terms and alternates D and E/G updates on separate batches; here D, E and G step
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 from torch import nn
@@ -183,7 +184,7 @@ class BiGANTask(GANTask):
 
     def draw_z(self, n: int) -> torch.Tensor:
         """``n`` latents from the prior, drawn from the latent stream."""
-        return draw_latent(self.prior, n, self.z_dim, device=self.device, generator=self.latent)
+        return self.draw_rows(functools.partial(draw_latent, self.prior), n, self.z_dim)
 
     def encode(self, x: torch.Tensor, E: nn.Module | None = None, sample: bool = True) -> torch.Tensor:
         """E(x) in the prior's space: tanh of the codes (uniform prior), the codes (normal prior), or for a
@@ -194,7 +195,7 @@ class BiGANTask(GANTask):
             mu, log_sigma = h.chunk(2, dim=1)
             if not sample:
                 return mu
-            eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=self.latent)
+            eps = self.draw_rows(torch.randn, len(mu), *mu.shape[1:], dtype=mu.dtype)
             return mu + log_sigma.exp() * eps
         return torch.tanh(h) if self.prior == "uniform" else h
 

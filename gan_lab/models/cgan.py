@@ -75,7 +75,7 @@ class ConditionalTask(NoiseToImage):
         inputs = super().sample_inputs(n, **given)
         label = given.get("label")
         if label is None:
-            label = torch.randint(self.num_classes, (n,), device=self.device, generator=self.latent)
+            label = self.draw_labels(self.num_classes, n)
         inputs["label"] = label
         return inputs
 

@@ -61,7 +61,7 @@ class GanIntClsTask(TextToImageTask):
         self.z_dim = generator.z_dim
 
     def draw_latents(self, n: int) -> dict[str, torch.Tensor]:
-        return {"z": torch.randn(n, self.z_dim, device=self.device, generator=self.latent)}
+        return {"z": self.draw_rows(torch.randn, n, self.z_dim)}
 
     def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return G(inputs["z"], inputs["text"])

@@ -234,7 +234,7 @@ class InfoGANTask(NoiseToImage):
 
     def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
         z = given.get("z")
-        return {"z": z if z is not None else self.codes.sample(n, self.device, self.latent)}
+        return {"z": z if z is not None else self.draw_rows(self.codes.sample, n)}
 
     def fixed_inputs(self, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
         codes = self.codes

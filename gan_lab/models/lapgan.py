@@ -240,7 +240,7 @@ class LaplacianTask(GANTask):
     # -- inputs -------------------------------------------------------------------------------------------
     def _uniform(self, *shape: int) -> torch.Tensor:
         """U[-1, 1] noise from the latent stream (the paper's and EY's noise)."""
-        return torch.rand(*shape, device=self.device, generator=self.latent) * 2 - 1
+        return self.draw_rows(torch.rand, shape[0], *shape[1:]) * 2 - 1
 
     def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
         """``z`` (coarsest level), ``noise<k>`` (level k's plane) [, ``label``], drawn unless given."""
@@ -250,8 +250,7 @@ class LaplacianTask(GANTask):
             inputs[f"noise{k}"] = plane if plane is not None else self._uniform(n, 1, s, s)
         if self.num_classes:
             label = given.get("label")
-            inputs["label"] = label if label is not None else torch.randint(
-                self.num_classes, (n,), device=self.device, generator=self.latent)
+            inputs["label"] = label if label is not None else self.draw_labels(self.num_classes, n)
         return inputs
 
     def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:

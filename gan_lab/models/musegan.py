@@ -239,7 +239,7 @@ class MuseGANTask(NoiseToImage):
     def sample_inputs(self, n: int, **given) -> dict[str, torch.Tensor]:
         """The generator's latents (``Generator.latents``), each N(0, I), unless ``given``."""
         return {name: given[name] if given.get(name) is not None else
-                torch.randn(n, *shape, device=self.device, generator=self.latent)
+                self.draw_rows(torch.randn, n, *shape)
                 for name, shape in self.G.latents.items()}
 
     def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -3,6 +3,8 @@ shared by the MLP GAN (images or 2-D points) and DCGAN; cGAN extends it with lab
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,7 +79,7 @@ class NoiseToImage(GANTask):
 
     def draw_z(self, *shape: int) -> torch.Tensor:
         """z of shape (*shape, z_dim) from the prior, drawn from the latent stream."""
-        return draw_latent(self.prior, *shape, self.z_dim, device=self.device, generator=self.latent)
+        return self.draw_rows(functools.partial(draw_latent, self.prior), shape[0], *shape[1:], self.z_dim)
 
     def condition(self, source: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Extra arguments of G and D taken from a batch or from generator inputs."""

@@ -181,7 +181,7 @@ class StackGANTask(TextToImageTask):
     def draw_latents(self, n: int) -> dict[str, torch.Tensor]:
         """z and Stage I's CA draw (Stage II: also its own CA draw, no new z)."""
         def normal(dim: int) -> torch.Tensor:
-            return torch.randn(n, dim, device=self.device, generator=self.latent)
+            return self.draw_rows(torch.randn, n, dim)
 
         latents = {"z": normal(self.z_dim), "eps": normal(self.c_dim)}
         if self.stage == 2:
