@@ -35,29 +35,6 @@ def gan_lab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           timeout=300, env=ENV)
 
 
-def test_slurm_launcher_composes_with_gan_lab_configs(tmp_path):
-    """The plugin's group is found beside gan-lab's configs; hydra/launcher=slurm is submitit_slurm with one
-    task per GPU, as many as hardware.nproc (++: the key is hardware=ddp's), and requeues on timeout."""
-    config_lib.register()
-    with initialize_config_module("gan_lab.configs", version_base="1.3"):
-        cfg = compose("train", return_hydra_config=True, overrides=[
-            "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=240",
-            "++hardware.nproc=4"])
-    launcher = instantiate(cfg.hydra.launcher)  # what `gan-lab train -m` builds; it hands params to submitit
-    assert type(launcher).__name__ == "SlurmLauncher"
-    assert {k: launcher.params[k] for k in ("partition", "timeout_min", "gpus_per_node", "tasks_per_node",
-                                            "max_num_timeout")} == {
-        "partition": "gpu", "timeout_min": 240, "gpus_per_node": 4, "tasks_per_node": 4, "max_num_timeout": 3}
-    # the README's command, through the CLI (the plugin's own submitit_slurm, resolved as the sweep will be)
-    out = gan_lab("train", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
-                  "hydra.launcher.timeout_min=240", "hydra.launcher.gpus_per_node=2", "hydra.launcher.tasks_per_node=2",
-                  "--cfg", "all", "--package", "hydra.launcher", "--resolve", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    for line in ("partition: gpu", "timeout_min: 240", "gpus_per_node: 2", "tasks_per_node: 2",
-                 "_target_: hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"):
-        assert line in out.stdout.splitlines(), line
-
-
 def _wait_for(what: str, found, proc: subprocess.Popen, timeout: float = 120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -85,13 +62,16 @@ def _task_of(job: Path) -> int | None:
 
 
 def _kill_jobs(root: Path) -> None:
-    """Ends what a failed test leaves behind (submitit's local controllers outlive the sweep's process)."""
+    """Ends what a failed test leaves behind: submitit's local controllers outlive the sweep's process."""
     for folder in root.glob("sweep-*/.submitit/[0-9]*"):
         controller = Path(f"/proc/{folder.name}")
-        if "submitit" not in (controller / "cmdline").read_text() if controller.exists() else True:
+        try:
+            if "submitit" not in (controller / "cmdline").read_text():
+                continue  # ended, and its pid reused
+            pids = [*(controller / "task" / folder.name / "children").read_text().split(), folder.name]
+        except FileNotFoundError:  # ended
             continue
-        tasks = (controller / "task" / folder.name / "children").read_text().split()
-        for pid in [*tasks, folder.name]:
+        for pid in pids:
             try:
                 os.kill(int(pid), signal.SIGKILL)
             except ProcessLookupError:
@@ -101,6 +81,55 @@ def _kill_jobs(root: Path) -> None:
 def _numbered(job: Path) -> int:
     """The step of the job's newest numbered checkpoint (0: none yet)."""
     return max((int(p.stem[5:]) for p in (job / "checkpoints").glob("step_*.pt")), default=0)
+
+
+def test_slurm_launcher_composes_with_gan_lab_configs(tmp_path):
+    """The plugin's group is found beside gan-lab's configs; hydra/launcher=slurm is submitit_slurm with one
+    task per GPU, as many as hardware.nproc (++: the key is hardware=ddp's), and requeues on timeout."""
+    config_lib.register()
+    with initialize_config_module("gan_lab.configs", version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True, overrides=[
+            "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=240",
+            "++hardware.nproc=4"])
+    launcher = instantiate(cfg.hydra.launcher)  # what `gan-lab train -m` builds; it hands params to submitit
+    assert type(launcher).__name__ == "SlurmLauncher"
+    assert {k: launcher.params[k] for k in ("partition", "timeout_min", "gpus_per_node", "tasks_per_node",
+                                            "max_num_timeout")} == {
+        "partition": "gpu", "timeout_min": 240, "gpus_per_node": 4, "tasks_per_node": 4, "max_num_timeout": 3}
+    # the README's command, through the CLI (the plugin's own submitit_slurm, resolved as the sweep will be)
+    out = gan_lab("train", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
+                  "hydra.launcher.timeout_min=240", "hydra.launcher.gpus_per_node=2", "hydra.launcher.tasks_per_node=2",
+                  "--cfg", "all", "--package", "hydra.launcher", "--resolve", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for line in ("partition: gpu", "timeout_min: 240", "gpus_per_node: 2", "tasks_per_node: 2",
+                 "_target_: hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"):
+        assert line in out.stdout.splitlines(), line
+
+
+def test_slurm_sweep_asks_for_one_task_per_gpu(tmp_path):
+    """What sbatch receives for a sweep with hydra/launcher=slurm: a fake srun/sbatch on PATH (no Slurm here)
+    capture the job-array script that submitit writes."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/sbatch.sh\necho "Submitted batch job 4242"\n')
+    for tool in fake.iterdir():
+        tool.chmod(0o755)
+    proc = subprocess.Popen([sys.executable, "-m", "gan_lab", "train", "-m", "hydra/launcher=slurm",
+                             "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=240", "++hardware.nproc=4",
+                             "loss=minimax,nonsaturating", "resume=auto", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                            cwd=tmp_path, env={**ENV, "PATH": f"{fake}:{os.environ['PATH']}"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for("sbatch", lambda: (tmp_path / "sbatch.sh").exists(), proc)
+    finally:
+        proc.kill()  # it would wait for the jobs (sacct) forever
+        proc.communicate()
+    script = (tmp_path / "sbatch.sh").read_text().splitlines()
+    for line in ("#SBATCH --array=0-1%2", "#SBATCH --partition=gpu", "#SBATCH --time=240", "#SBATCH --nodes=1",
+                 "#SBATCH --gpus-per-node=4", "#SBATCH --ntasks-per-node=4", "#SBATCH --signal=USR2@120"):
+        assert line in script, line
+    assert any(line.startswith("srun ") and "submitit.core._submit" in line for line in script)
 
 
 def test_local_sweep_of_two_jobs_one_preempted_requeued_and_continued_exactly(tmp_path):
