@@ -66,7 +66,7 @@ class HardwareSchema:
 @dataclass
 class TrainAppSchema:
     seed: int = 0
-    resume: Optional[str] = None  # run directory or checkpoint to continue; auto: this run's own directory, if it holds one
+    resume: Optional[str] = None  # run directory or checkpoint to continue; auto: this run directory's, if any
     train: TrainSchema = field(default_factory=TrainSchema)
     hardware: HardwareSchema = field(default_factory=HardwareSchema)
     model: Any = None
