@@ -71,7 +71,7 @@ class HardwareSchema:
 @dataclass
 class TrainAppSchema:
     seed: int = 0
-    resume: Optional[str] = None  # run directory or checkpoint to continue
+    resume: Optional[str] = None  # run directory or checkpoint to continue; auto: this run directory's, if any
     train: TrainSchema = field(default_factory=TrainSchema)
     hardware: HardwareSchema = field(default_factory=HardwareSchema)
     model: Any = None
@@ -83,14 +83,28 @@ class TrainAppSchema:
     eval: Any = None  # FID during training (configs/eval/training.yaml)
 
 
+AUTO_RESUME = "auto"  # resume=auto: continue the run directory's own checkpoint if it has one, else start
+
+
 def run_dir_for(resume: Optional[str], default: str) -> str:
-    """``hydra.run.dir``: a resumed run keeps writing into its own directory."""
-    path = Path(resume).expanduser().resolve() if resume else None
+    """``hydra.run.dir``: a resumed run keeps writing into its own directory (resume=auto names none)."""
+    path = Path(resume).expanduser().resolve() if resume and resume != AUTO_RESUME else None
     if path is None or not path.exists():  # nothing to continue: the error comes later, without stray dirs
         return default
     if path.is_file():  # <run>/checkpoints/<name>.pt
         return str(path.parent.parent)
     return str(path)
+
+
+def hydra_subdir(resume: Optional[str], output_dir: str) -> Optional[str]:
+    """``hydra.output_subdir``: a resumed run keeps the first session's .hydra/ and records its own
+    invocation beside it (resume=auto: when the run directory holds a checkpoint to continue); in a
+    data-parallel run only rank 0 writes it (and the log file)."""
+    if distributed.env_rank():
+        return None
+    if resume == AUTO_RESUME and not (Path(output_dir) / "checkpoints" / "last.pt").is_file():
+        resume = None
+    return f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}" if resume else ".hydra"
 
 
 def register() -> None:
@@ -99,13 +113,7 @@ def register() -> None:
     if not OmegaConf.has_resolver("gan_lab_run_dir"):
         OmegaConf.register_new_resolver("gan_lab_run_dir", run_dir_for)
     if not OmegaConf.has_resolver("gan_lab_hydra_subdir"):
-        # A resumed run keeps the first session's .hydra/ and records its own invocation beside it; in a
-        # data-parallel run only rank 0 writes it (and the log file).
-        OmegaConf.register_new_resolver(
-            "gan_lab_hydra_subdir",
-            lambda resume: None if distributed.env_rank() else
-            ".hydra" if not resume else f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}",
-        )
+        OmegaConf.register_new_resolver("gan_lab_hydra_subdir", hydra_subdir)
         OmegaConf.register_new_resolver("gan_lab_log_file",
                                         lambda path: os.devnull if distributed.env_rank() else path)
         # The launch time, alike on every rank of a plain `torchrun` (the default run directory's name).

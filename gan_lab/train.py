@@ -48,13 +48,19 @@ def load_data(cfg: DictConfig, device: torch.device):
     return data
 
 
-def resumed_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, dict]:
-    """The stored config of the checkpoint in ``cfg.resume``, with the allowed command-line changes."""
+def resumed_config(cfg: DictConfig, overrides: list[str], same_command: bool = False) -> tuple[DictConfig, dict]:
+    """The stored config of the checkpoint in ``cfg.resume``, with the allowed command-line changes.
+
+    ``same_command`` (resume=auto): the command is the run's own (a requeued job), so it may repeat any
+    override as long as its config is the checkpoint's outside RESUMABLE."""
     state = checkpoint.load(cfg.resume)
     stored = OmegaConf.merge(OmegaConf.structured(config_lib.TrainAppSchema), state["config"])
+    if same_command:
+        _check_same_run(cfg, stored)
+        overrides = [item for item in overrides if _resumable(_override_key(item))]
     for item in overrides:
-        key = item.lstrip("+~").split("=", 1)[0]
-        if not any(key == k or key.startswith(k + ".") for k in RESUMABLE):
+        key = _override_key(item)
+        if not _resumable(key):
             raise ConfigError(
                 f"resume continues the checkpoint's own config; '{item}' would change it. "
                 f"Only {', '.join(RESUMABLE)} can be given with resume=")
@@ -62,6 +68,39 @@ def resumed_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, d
     stored.resume = cfg.resume
     OmegaConf.set_struct(stored, True)
     return stored, state
+
+
+def _override_key(item: str) -> str:
+    return item.lstrip("+~").split("=", 1)[0]
+
+
+def _resumable(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in RESUMABLE)
+
+
+def _check_same_run(cfg: DictConfig, stored: DictConfig) -> None:
+    """Every value the command's config sets itself must be the checkpoint's (RESUMABLE keys aside).
+    Interpolations are skipped: they follow other keys, and the checkpoint pins some of them on purpose
+    (the schedule's horizon stays that of the first session)."""
+    ours = _leaves(OmegaConf.to_container(cfg, resolve=False, enum_to_str=True))
+    theirs = _leaves(OmegaConf.to_container(stored, resolve=False, enum_to_str=True))
+    derived = [key for key, value in ours.items() if isinstance(value, str) and "${" in value]
+    for key in sorted(ours.keys() | theirs.keys()):
+        if _resumable(key) or any(key == d or key.startswith(d + ".") for d in derived):
+            continue
+        if ours.get(key, "<unset>") != theirs.get(key, "<unset>"):
+            raise ConfigError(
+                f"resume=auto: {cfg.resume} holds a run with {key}={theirs.get(key, '<unset>')!r}, but this "
+                f"command sets {ours.get(key, '<unset>')!r}; continue that run with resume={cfg.resume}, or give "
+                f"this one another directory")
+
+
+def _leaves(node, prefix: str = "") -> dict:
+    """Dotted key -> value of every leaf of a plain container (list items by index; empty ones are leaves)."""
+    if not node or not isinstance(node, (dict, list)):
+        return {prefix: node}
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    return {k: v for key, value in items for k, v in _leaves(value, f"{prefix}.{key}" if prefix else str(key)).items()}
 
 
 def setup(cfg: DictConfig, dist: Dist = Dist()) -> tuple[TrainState, object, Hardware]:
@@ -106,8 +145,11 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
     """Train; returns the final generator loss (the value a sweeper minimises)."""
     run_dir = Path(run_dir)
     state_in = None
+    auto = cfg.resume == config_lib.AUTO_RESUME
+    if auto:  # a requeued job re-runs its own command: continue its run if it has one, else start it
+        cfg.resume = str(run_dir) if (run_dir / "checkpoints" / "last.pt").is_file() else None
     if cfg.resume:
-        cfg, state_in = resumed_config(cfg, overrides or [])
+        cfg, state_in = resumed_config(cfg, overrides or [], same_command=auto)
     config_lib.validate(cfg)
     dist = distributed.init(cfg.hardware)  # one process unless launched as several (torchrun, Slurm)
     try:

@@ -26,15 +26,18 @@ def _losses(run_dir) -> dict:
             for tag in acc.Tags()["scalars"] if not tag.startswith("perf/")}
 
 
-def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6) -> tuple[dict, dict]:
+def stop_and_resume(tmp_path, base: list[str], stop: int = 3, steps: int = 6, auto: bool = False) -> tuple[dict, dict]:
     """Trains ``steps`` in one go and ``stop`` + resume to ``steps``; asserts that both logged the same
     scalars at every step, wrote the same sample grids and ended with the same weights. Returns
-    (uninterrupted, resumed) checkpoints."""
+    (uninterrupted, resumed) checkpoints. ``auto``: both sessions run the whole command with resume=auto
+    (a requeued job), else the second names the run and changes only train.steps."""
     full, part = tmp_path / "full", tmp_path / "part"
     base = [*base, f"schedule.total_steps={steps}"]  # the stop is a shorter run: pin a decaying schedule's horizon
     run(compose_train([*base, *STEPS, f"train.steps={steps}"]), full)
-    run(compose_train([*base, *STEPS, f"train.steps={stop}"]), part)  # stops ...
-    resume = [f"resume={part}", f"train.steps={steps}"]
+    first = [*base, *STEPS, *(["resume=auto"] if auto else []), f"train.steps={stop}"]
+    run(compose_train(first), part, overrides=first)  # stops ...
+    resume = [f"resume={'auto' if auto else part}", f"train.steps={steps}"]
+    resume = [*base, *STEPS, *resume] if auto else resume
     run(compose_train([*base, *STEPS, *resume]), part, overrides=resume)  # ... and continues
 
     logged = _losses(full)
@@ -169,3 +172,28 @@ def test_extending_a_run_keeps_the_learning_rate_continuous(tmp_path):
     run(compose_train([*TINY, *decay, "dataset.count=64", *more]), tmp_path, overrides=more)
     lrs = [value / 2e-4 for _, value in _losses(tmp_path)["lr/G"]]
     assert lrs == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0, 0.0], abs=1e-6)
+
+
+@pytest.mark.parametrize("model", ["dcgan", "progan"])
+def test_resume_auto_continues_the_run_directory_exactly(tmp_path, model):
+    """resume=auto starts a new run in an empty directory and continues the one it finds there, with the
+    whole command repeated (as a requeued Slurm job does)."""
+    extra = ["model.stabilize_steps=1", "model.fade_steps=4", "model.generator.width=8",
+             "model.discriminator.width=8", "tricks=[instance_noise]", "tricks.instance_noise.anneal_steps=6"
+             ] if model == "progan" else []
+    _, b = stop_and_resume(tmp_path, [*TINY, f"model={model}", "dataset.count=64", *extra], auto=True)
+    assert b["config"]["resume"] == str(tmp_path / "part")
+
+
+def test_resume_auto_extends_a_run_and_refuses_a_directory_holding_another(tmp_path):
+    """More steps continue the run (its schedule's horizon, an interpolation of train.steps, stays stored);
+    a command whose config differs is refused, naming the key."""
+    command = [*TINY, "train.steps=2", "dataset.count=32", "resume=auto"]
+    run(compose_train(command), tmp_path, overrides=command)
+    longer = [*command, "train.steps=4"]
+    run(compose_train(longer), tmp_path, overrides=longer)
+    state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
+    assert state["step"] == 4 and state["config"]["schedule"]["total_steps"] == 2
+    other = [*longer, "loss=minimax"]
+    with pytest.raises(ConfigError, match=r"resume=auto: .* holds a run with loss._target_="):
+        run(compose_train(other), tmp_path, overrides=other)
