@@ -49,12 +49,13 @@ def tensor_sha256(tensor: torch.Tensor) -> str:
     return hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode() + t.view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
-def _flat(node, prefix: str = "") -> dict:
-    if not isinstance(node, dict):
+def flatten(node, prefix: str = "") -> dict:
+    """Nested dicts -> {dotted key: leaf}; lists and empty dicts are leaves."""
+    if not isinstance(node, dict) or not node:
         return {prefix: node}
     out = {}
     for key, value in node.items():
-        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
     return out
 
 
@@ -68,9 +69,9 @@ def of_key(protocol: dict | None, key: str) -> dict:
     metric, set_name = where["metric"], where["set"]
     plugin = protocol["metrics"][metric]
     flat = {"generator": protocol["generator"], "split": protocol["split"],
-            **_flat(protocol["sets"][set_name], "set"), **_flat(plugin["settings"], f"{metric}")}
+            **flatten(protocol["sets"][set_name], "set"), **flatten(plugin["settings"], f"{metric}")}
     if plugin["features"]:
         features = {k: v for k, v in protocol["features"].items() if k != "reference_sha256"}
-        flat.update(_flat(features, "features"))
+        flat.update(flatten(features, "features"))
         flat["features.reference_sha256"] = protocol["features"]["reference_sha256"].get(set_name)  # IS: none
     return {k: v for k, v in flat.items() if k not in _NOT_COMPARED}
