@@ -65,6 +65,7 @@ class Report:
     environment: Table                     # per session, the entries that differ
     shared_environment: dict
     metrics: Table
+    shared_protocol: dict                  # the protocol entries every number in the table shares
 
 
 def unflatten(flat: dict) -> dict:
@@ -151,8 +152,9 @@ def compare(records: list[tuple[str, dict]], label: str) -> tuple[dict, Table]:
     return shared, Table([label, *differing], [[name, *(record.get(k) for k in differing)] for name, record in records])
 
 
-def metric_table(runs: list[Run], kind: str, config: Table) -> Table:
-    """One row per evaluation (a sweep: each job's newest), a column per metric and protocol."""
+def metric_table(runs: list[Run], kind: str, config: Table) -> tuple[Table, dict]:
+    """(one row per evaluation (a sweep: each job's newest) and a column per metric and protocol, the protocol
+    entries every number shares)."""
     if kind == "sweep":
         rows = [(run, *run.evals[-1]) for run in runs if run.evals]
         label, extra = "job", config.columns[1:]
@@ -161,12 +163,13 @@ def metric_table(runs: list[Run], kind: str, config: Table) -> Table:
         label, extra = "evaluation", []
     by_job = {row[0]: row[1:] for row in config.rows}
     keys = list(dict.fromkeys(k for _, _, report in rows for k in report.get("metrics", {})))
-    columns, cells, splits = [], [], {}
+    columns, cells, splits, protocols = [], [], {}, []
     for key in keys:
         groups: dict[str, list[int]] = {}
         for i, (_, _, report) in enumerate(rows):
             if key in report.get("metrics", {}):
-                groups.setdefault(json.dumps(of_key(report.get("protocol"), key), sort_keys=True), []).append(i)
+                protocols.append((key, of_key(report.get("protocol"), key)))
+                groups.setdefault(json.dumps(protocols[-1][1], sort_keys=True), []).append(i)
         for letter, (fingerprint, members) in zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", groups.items()):
             columns.append(key if len(groups) == 1 else f"{key} [{letter}]")
             cells.append({i: rows[i][2]["metrics"][key] for i in members})
@@ -178,7 +181,7 @@ def metric_table(runs: list[Run], kind: str, config: Table) -> Table:
         table.rows.append([name, *by_job.get(run.name, [None] * len(extra)), report.get("step"),
                            *(column.get(i) for column in cells)])
     table.notes = protocol_notes(splits, kind)
-    return table
+    return table, compare(protocols, "metric")[0] if protocols else {}
 
 
 def _short(value) -> str:
@@ -211,7 +214,7 @@ def build(path: Path) -> Report:
                 for run in runs for i, env in enumerate(run.env)]
     shared_env, env_table = compare(sessions, "session") if sessions else ({}, Table(["session"]))
     return Report(Path(path), kind, runs, config, OmegaConf.to_yaml(OmegaConf.create(unflatten(shared))),
-                  env_table, shared_env, metric_table(runs, kind, config))
+                  env_table, shared_env, *metric_table(runs, kind, config))
 
 
 def write(cfg: DictConfig) -> dict[str, Path]:

@@ -51,6 +51,10 @@ document.querySelectorAll("table.sortable th").forEach((th, col) => th.addEventL
 """
 
 
+PROTOCOL = ("Protocol shared by every number in the table (gan_lab/metrics/protocol.py; each metric's own settings "
+            "are in the eval JSONs)")
+
+
 def plot(tag: str, series: dict[str, list[tuple[int, float]]]) -> str:
     """One scalar tag as an SVG document: a line per run (labelled when there are several)."""
     try:
@@ -140,8 +144,9 @@ def to_html(report, svgs: dict[str, str]) -> str:
     if report.metrics.rows:
         parts.append("<p>gan-lab eval's reports (click a column to sort).</p><div class=\"wide\">"
                      + html_table(report.metrics, True) + "</div>")
+        parts.append(f"<details><summary>{PROTOCOL}</summary>{_key_values(report.shared_protocol)}</details>")
     else:
-        parts.append(f"<p>No evaluation yet: <code>gan-lab eval ckpt=&lt;run&gt;</code> writes them.</p>")
+        parts.append("<p>No evaluation yet: <code>gan-lab eval ckpt=&lt;run&gt;</code> writes them.</p>")
     parts.append("<h2>Config</h2>")
     if report.kind == "sweep":
         parts.append("<p>The keys that differ between jobs:</p>" + html_table(report.config, True))
@@ -178,17 +183,23 @@ def _md_table(table) -> str:
     return "\n".join(lines + [""] + [f"> {n}\n" for n in table.notes])
 
 
+def _md_list(values: dict) -> str:
+    return "\n".join(f"- {k}: {_text(v)}" for k, v in values.items())
+
+
 def to_markdown(report, svg_files: dict[str, Path], out: Path) -> str:
     title, subtitle = _sections(report)
     parts = [f"# {title}", subtitle, "## Metrics"]
-    parts.append(_md_table(report.metrics) if report.metrics.rows else "No evaluation yet.")
+    if report.metrics.rows:
+        parts += [_md_table(report.metrics), f"{PROTOCOL}:", _md_list(report.shared_protocol)]
+    else:
+        parts.append("No evaluation yet.")
     parts.append("## Config")
     if report.kind == "sweep":
         parts += ["The keys that differ between jobs:", _md_table(report.config), "Shared by every job:"]
     parts.append(f"```yaml\n{report.shared_config}```")
     parts.append("## Environment")
-    parts.append("\n".join(f"- {k}: {_text(v)}" for k, v in report.shared_environment.items())
-                 or "Not recorded (runs before env.json).")
+    parts.append(_md_list(report.shared_environment) or "Not recorded (runs before env.json).")
     if len(report.environment.columns) > 1:
         parts.append(_md_table(report.environment))
     parts.append("## Curves")

@@ -65,6 +65,8 @@ def test_sweep_report_content(sweep, tmp_path):
         (newest,) = sorted((sweep / job / "eval").glob("*.json"))
         assert row[3] == json.loads(newest.read_text())["metrics"]["classifier-FID"]
     assert table.notes == []
+    shared = report.shared_protocol  # shown under the table
+    assert shared["features.extractor"] == "classifier" and shared["set.generated"] == shared["set.real"] == 40
     # Curves from the TensorBoard events, the newest grid of each name.
     for run in report.runs:
         assert [step for step, _ in run.scalars["loss/G"]] == [2, 4] and "loss/D" in run.scalars
@@ -90,6 +92,7 @@ def test_mixed_protocols_never_share_a_column(sweep, tmp_path):
     fid_a, fid_b = ([row[i] for row in table.rows] for i in (3, 4))
     assert fid_a[1] is None and fid_b[0] is None and None not in (fid_a[0], fid_b[1])
     (note,) = table.notes  # one note for the three metrics split the same way
+    assert "set.generated" not in build(path).shared_protocol
     assert note.startswith("classifier-FID, classifier-KID, classifier-KID std: measured under 2 protocols")
     # What differs: the counts and so the real features compared with (hashes shortened).
     assert re.search(r"\[A\] 0: features.reference_sha256=[0-9a-f]{12}\.\.\.; set.generated=40; set.real=40 \| "
