@@ -222,6 +222,8 @@ def write(cfg: DictConfig) -> dict[str, Path]:
     directory itself); returns the files written."""
     from gan_lab.report_render import render
 
+    if OmegaConf.is_missing(cfg, "path"):
+        raise ConfigError("path= is missing: gan-lab report path=<run or sweep directory>")
     report = build(Path(cfg.path))
     out = Path(cfg.out or cfg.path).expanduser()
     files = render(report, out)

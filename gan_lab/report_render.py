@@ -115,10 +115,10 @@ def _key_values(values: dict) -> str:
 
 
 def _png(path: Path) -> str:
-    """An inline <img> of a PNG file, small grids shown at 3x (pixelated) so that they can be seen."""
+    """An inline <img> of a PNG file; small grids magnified by a whole factor (pixelated) to about 600 px."""
     data = path.read_bytes()
     width = int.from_bytes(data[16:20], "big")  # the IHDR chunk's width
-    shown = min(3 * width if width < 300 else width, 1100)
+    shown = min(width * max(1, 600 // max(width, 1)), 1100)
     return f'src="data:image/png;base64,{base64.b64encode(data).decode()}" style="width:{shown}px"'
 
 

@@ -17,7 +17,8 @@ from PIL import Image, ImageStat
 
 from gan_lab.eval import evaluate
 from gan_lab.metrics.protocol import of_key
-from gan_lab.report import build
+from gan_lab.errors import ConfigError
+from gan_lab.report import build, write
 from gan_lab.report_render import render
 from tests.conftest import TINY
 from tests.test_classifier import compose_app
@@ -112,12 +113,15 @@ def test_cli_run_report_and_bad_paths(sweep, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     page = (tmp_path / "run" / "report.html").read_text()
     assert "config.yaml (resolved)" in page and "Minimax" in page and (tmp_path / "run" / "report.md").is_file()
-    for bad in (tmp_path / "empty", tmp_path / "missing"):
-        (tmp_path / "empty").mkdir(exist_ok=True)
-        out = gan_lab("report", f"path={bad}", cwd=tmp_path)
-        text = out.stdout + out.stderr
-        assert out.returncode == 1 and "Traceback" not in text
-        assert f"path={bad} is neither a run directory" in " ".join(text.split())
+    out = gan_lab("report", f"path={tmp_path / 'missing'}", cwd=tmp_path)
+    text = " ".join((out.stdout + out.stderr).split())
+    assert out.returncode == 1 and "Traceback" not in text
+    assert f"path={tmp_path / 'missing'} is neither a run directory" in text
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="is neither a run directory"):
+        write(compose_app("report", [f"path={tmp_path / 'empty'}"]))
+    with pytest.raises(ConfigError, match="path= is missing"):
+        write(compose_app("report", []))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "run"] and not any((tmp_path / "empty").iterdir())
 
 
@@ -165,8 +169,8 @@ class Browser:
         target = self.send("Target.createTarget", session=False, url=url)["targetId"]
         self.session = self.send("Target.attachToTarget", session=False, targetId=target, flatten=True)["sessionId"]
         self.send("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
-        for _ in range(600):  # the page's load, checked every 0.05 s (at most 30 s)
-            if self.js("document.readyState") == "complete":
+        for _ in range(600):  # the page's load (not the blank page before it), checked every 0.05 s (at most 30 s)
+            if self.js(f"document.URL === {json.dumps(url)} && document.readyState === 'complete'"):
                 return
             self.js("new Promise(r => setTimeout(r, 50))")
         raise AssertionError(f"{url} did not finish loading")
