@@ -20,7 +20,7 @@ CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
-td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}
+td.num{text-align:right;font-variant-numeric:tabular-nums}td:first-child{white-space:nowrap}th{background:#f3f3f3}
 table.sortable th{cursor:pointer;user-select:none}table.sortable th:after{content:" \\2195";color:#aaa}
 table.sortable th[data-dir=asc]:after{content:" \\25B2";color:#222}
 table.sortable th[data-dir=desc]:after{content:" \\25BC";color:#222}
