@@ -132,6 +132,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+class DevToolsError(Exception):
+    """An error answer of the DevTools protocol."""
+
+
 class Browser:
     """Headless chromium driven through the DevTools protocol on a pipe (``--remote-debugging-pipe``: it
     reads JSON commands on fd 3 and answers on fd 4, each message ending in NUL), so nothing beyond the
@@ -162,17 +166,22 @@ class Browser:
             raw, self._buffer = self._buffer.split(b"\0", 1)
             answer = json.loads(raw)
             if answer.get("id") == self._id:
-                assert "error" not in answer, answer["error"]
+                if "error" in answer:
+                    raise DevToolsError(answer["error"])
                 return answer["result"]
 
     def open(self, url: str) -> None:
-        target = self.send("Target.createTarget", session=False, url=url)["targetId"]
+        target = self.send("Target.createTarget", session=False, url="about:blank")["targetId"]
         self.session = self.send("Target.attachToTarget", session=False, targetId=target, flatten=True)["sessionId"]
         self.send("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
-        for _ in range(600):  # the page's load (not the blank page before it), checked every 0.05 s (at most 30 s)
-            if self.js(f"document.URL === {json.dumps(url)} && document.readyState === 'complete'"):
-                return
-            self.js("new Promise(r => setTimeout(r, 50))")
+        self.send("Page.navigate", url=url)
+        for _ in range(600):  # the page's load, checked every 0.05 s (at most 30 s)
+            try:
+                if self.js(f"document.URL === {json.dumps(url)} && document.readyState === 'complete'"):
+                    return
+                self.js("new Promise(r => setTimeout(r, 50))")
+            except DevToolsError:  # asked while the blank page made way for the report
+                pass
         raise AssertionError(f"{url} did not finish loading")
 
     def js(self, expression: str):
