@@ -20,6 +20,7 @@ COMMANDS = {
     "project": ("gan_lab.project",
                 "project images onto a generator's manifold, edit them with a colour brush, interpolate (iGAN)"),
     "anomaly": ("gan_lab.anomaly", "AnoGAN / f-AnoGAN anomaly scores and AUROC of a one-class checkpoint (ckpt=)"),
+    "report": ("gan_lab.report", "one self-contained HTML page (and markdown) of a run or a sweep (path=)"),
     "train-classifier": ("gan_lab.train_classifier",
                          "train and cache the classifier behind eval.features=classifier (dataset=)"),
     "train-text-encoder": ("gan_lab.train_text_encoder",

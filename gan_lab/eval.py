@@ -4,7 +4,8 @@ Loads the model and its own config from the checkpoint and measures what its tas
 (``task.eval_sets``: ``eval.num_samples`` samples against the run's dataset on its test split where it
 has one, translations against their targets, ...) with the metric plug-ins of ``eval.metrics``
 (``configs/eval/default.yaml``; by default every one that applies), from the EMA generator when the run
-kept one. Prints a table and writes ``<run>/eval/<timestamp>.json``. The work is done by the library
+kept one. Prints a table and writes ``<run>/eval/<timestamp>.json``: the values and, beside them, the
+``protocol`` they were measured under (``gan_lab.metrics.protocol``). The work is done by the library
 ``gan_lab.metrics.evaluate``, which FID during training calls too.
 
 ``eval.features`` picks the feature network of FID, IS, KID and precision/recall: ``inception`` (the
@@ -46,16 +47,19 @@ def evaluate(cfg: DictConfig) -> dict:
     evaluation = Evaluation(run.task, run.generator, data, ev, device, dataset, seed=cfg.seed)
     metrics = evaluation.select(available, None if ev.metrics is None else list(ev.metrics))
     values = evaluation.run(metrics)
-    report = {
-        "metrics": values, "metric_names": list(metrics), "num_samples": ev.num_samples,
-        "checkpoint": str(run.path), "step": run.step, "dataset": dataset["_target_"],
+    shared = {
+        "generator": "ema" if run.generator is not run.task.G else "live",
         "split": ev.split if "split" in dataset else None,
         # A dataset whose eval conditions are held out in another way (shapes_text) says so itself.
         "data": getattr(data, "eval_data", None) or (
             f"{ev.split} split" if "split" in dataset else "the training data (the dataset has no splits)"),
+    }
+    report = {
+        "metrics": values, "protocol": evaluation.protocol(ev.available, **shared),
+        "metric_names": list(metrics), "num_samples": ev.num_samples,
+        "checkpoint": str(run.path), "step": run.step, "dataset": dataset["_target_"], **shared,
         "features": ev.features, **evaluation.report_info(),
-        "gan_lab_version": __version__, "generator": "ema" if run.generator is not run.task.G else "live",
-        "seconds": round(time.perf_counter() - t0, 2),
+        "gan_lab_version": __version__, "seconds": round(time.perf_counter() - t0, 2),
     }
     write_report(report, run)
     return report

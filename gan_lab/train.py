@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lab import config as config_lib
+from gan_lab import environment
 from gan_lab.engine import checkpoint, distributed
 from gan_lab.engine.loop import RunIO, train_loop
 from gan_lab.engine.build import build_task
@@ -179,6 +180,7 @@ def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None, dist: Dist = D
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        environment.record(run_dir, hw.device)  # versions, device, git commit: for `gan-lab report`
     log.info("run %s | %s on %s, %s | %s parameters", run_dir, type(task).__name__, hw.device,
              cfg.hardware.precision.value,
              ", ".join(f"{n} {sum(p.numel() for p in net.parameters())}" for n, net in task.players().items()))

@@ -31,6 +31,7 @@ from gan_lab.engine.schedules import Cosine
 from gan_lab.errors import ConfigError
 from gan_lab.metrics import cache
 from gan_lab.metrics.evaluate import Metric
+from gan_lab.metrics.protocol import file_sha256
 
 log = logging.getLogger("gan_lab")
 
@@ -276,6 +277,11 @@ class ClassifierNet:
         self.info = {"inception_weights_sha256": None, "note": NOTE,
                      "classifier": {"cache": str(self.clf.path), "accuracy": self.clf.accuracy["overall"],
                                     "evaluated_on": self.clf.evaluated_on}}
+        trained = ", ".join(f"{k} {settings.classifier[k]}" for k in SETTINGS)
+        self.protocol = {"extractor": "classifier",
+                         "network": f"gan-lab classifier of {dataset.get('_target_')} ({trained})",
+                         "weights": str(self.clf.path), "weights_sha256": file_sha256(self.clf.path),
+                         "input": "uint8 at the images' own size (no resize), scaled to [-1, 1]"}
 
     def threads(self):
         return one_cpu_thread(self.device)

@@ -27,6 +27,7 @@ from gan_lab import config as config_lib
 from gan_lab.engine import checkpoint
 from gan_lab.engine.inference import inference
 from gan_lab.errors import ConfigError, GanLabError
+from gan_lab.metrics.protocol import file_sha256, tensor_sha256
 from gan_lab.models.base import EvalSet, GANTask
 
 log = logging.getLogger("gan_lab")
@@ -101,6 +102,11 @@ class Evaluation:
         self._outputs: dict[str, Outputs] = {}
         self._fake_features: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._real_features: dict[str, torch.Tensor] = {}
+        # For the protocol: value key -> (metric, set); the metrics that read features; real features' hashes.
+        self._measured: dict[str, tuple[str, str]] = {}
+        self._current: str | None = None
+        self._feature_users: set[str] = set()
+        self._reference: dict[str, str] = {}
 
     def select(self, available: dict[str, Metric], names: list[str] | None) -> dict[str, Metric]:
         """The metrics to compute: those of ``names`` that apply to this run (the others are skipped with a
@@ -141,10 +147,30 @@ class Evaluation:
         """Every metric on every set it applies to; keys are prefixed with the set's name."""
         values = {}
         for s in self.sets:
-            for metric in metrics.values():
+            for name, metric in metrics.items():
                 if metric.applies(self, s):
-                    values.update({f"{s.name}{k}": v for k, v in metric(self, s).items()})
+                    self._current = name
+                    measured = {f"{s.name}{k}": v for k, v in metric(self, s).items()}
+                    values.update(measured)
+                    self._measured.update({key: (name, s.name) for key in measured})
         return values
+
+    def protocol(self, available: DictConfig, **shared) -> dict:
+        """How the values of :meth:`run` were measured (``gan_lab.metrics.protocol``): ``available`` is
+        ``eval.available``; ``shared`` are the entries the caller knows (``generator``, ``split``, ``data``)."""
+        used = dict.fromkeys(name for name, _ in self._measured.values())
+        sets = {s.name: {"generated": len(self._outputs[s.name].fake) if s.name in self._outputs else 0,
+                         "real": len(s.real), "shape": list(s.real.shape[1:])}
+                for s in self.sets if any(set_name == s.name for _, set_name in self._measured.values())}
+        features = None
+        if self._feature_users:
+            features = {**self.network.protocol, "reference_sha256": self._reference}
+        return {
+            **shared, "sets": sets, "features": features,
+            "metrics": {name: {"settings": OmegaConf.to_container(available[name], resolve=True),
+                               "features": name in self._feature_users} for name in used},
+            "keys": {key: {"metric": m, "set": s} for key, (m, s) in self._measured.items()},
+        }
 
     def outputs(self, s: EvalSet) -> Outputs:
         """The set's outputs, generated once in batches of ``eval.batch_size`` through ``task.sample``."""
@@ -189,6 +215,7 @@ class Evaluation:
 
     def features(self, s: EvalSet) -> tuple[torch.Tensor, torch.Tensor]:
         """(pool features, logits) of the set's outputs."""
+        self._feature_users.add(self._current)
         if s.name not in self._fake_features:
             self._fake_features[s.name] = self.network.extract(to_uint8(self.outputs(s).fake))
         return self._fake_features[s.name]
@@ -202,6 +229,7 @@ class Evaluation:
         if s.name not in self._real_features:
             key = {"dataset": self.dataset, "set": s.name.strip()}
             self._real_features[s.name] = self.network.real(to_uint8(s.real), key)
+            self._reference[s.name] = tensor_sha256(self._real_features[s.name])
         return self._real_features[s.name]
 
 
@@ -228,8 +256,12 @@ class InceptionNet:
 
         self.net = InceptionFeatures(ev.inception_weights, device, download=ev.download)
         self.ev = ev
-        self.weights = hashlib.sha256(Path(self.net.weights).read_bytes()).hexdigest()[:16]
+        sha256 = file_sha256(self.net.weights)
+        self.weights = sha256[:16]
         self.info = {"inception_weights_sha256": self.weights}
+        self.protocol = {"extractor": "inception", "network": "FID Inception v3 (TF graph 2015-12-05, torch-fidelity)",
+                         "weights": str(self.net.weights), "weights_sha256": sha256,
+                         "input": "uint8, resized to 299x299 (TF's bilinear resize); 1 channel repeated to 3"}
         self.threads = contextlib.nullcontext
 
     def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
