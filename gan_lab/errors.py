@@ -25,6 +25,11 @@ class CheckpointError(GanLabError):
     """A checkpoint is missing, corrupt, or not a gan-lab checkpoint."""
 
 
+class OutputError(GanLabError):
+    """A run's output could not be written (disk full, read-only directory, file size limit); the message
+    names the file."""
+
+
 class NonFiniteLossError(GanLabError):
     """A loss became NaN or infinite; the message names the step."""
 

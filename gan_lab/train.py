@@ -25,7 +25,7 @@ from gan_lab.engine.precision import Hardware, process_flags, resolve_device
 from gan_lab.engine.recorder import Recorder
 from gan_lab.engine.signals import StopFlag
 from gan_lab.engine.state import TrainState
-from gan_lab.errors import ConfigError, exit_on_error
+from gan_lab.errors import ConfigError, OutputError, exit_on_error
 from gan_lab.ui import format_duration, format_rate, print_table, summary_table
 
 log = logging.getLogger("gan_lab")
@@ -102,7 +102,11 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
         cfg, state_in = resumed_config(cfg, overrides or [])
     config_lib.validate(cfg)
     with process_flags(cfg.hardware, resolve_device(cfg.hardware)):
-        return _train(cfg, run_dir, state_in)
+        try:
+            return _train(cfg, run_dir, state_in)
+        except (OSError, OutputError) as err:  # disk full, read-only directory, file size limit
+            what = err if isinstance(err, OutputError) else f"{err.filename or 'output'}: {checkpoint.os_reason(err)}"
+            raise OutputError(f"{what}; the run stopped and {checkpoint.kept(run_dir / 'checkpoints')}") from None
 
 
 def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None) -> float:
@@ -128,12 +132,9 @@ def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None) -> float:
              ", ".join(f"{n} {sum(p.numel() for p in net.parameters())}" for n, net in task.players().items()))
 
     session_start, start_step, start_elapsed, start_batches = time.perf_counter(), state.step, state.elapsed, state.batches
-    recorder = Recorder(run_dir, purge_step=state.step + 1 if state_in is not None else None)
-    try:
-        with StopFlag() as stop:
-            ended = train_loop(state, data, cfg, hw, RunIO(run_dir, recorder, stop, evaluator))
-    finally:
-        recorder.close()
+    with Recorder(run_dir, purge_step=state.step + 1 if state_in is not None else None) as recorder, \
+            StopFlag() as stop:
+        ended = train_loop(state, data, cfg, hw, RunIO(run_dir, recorder, stop, evaluator))
 
     session = time.perf_counter() - session_start
     steps_done = state.step - start_step

@@ -67,10 +67,8 @@ class FiniteGuard:
         if len(bad) == 0:
             return
         step, name, value = pending[int(bad[0])]
-        last = ckpt_dir / "last.pt"
-        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
         raise NonFiniteLossError(
-            f"{name} is {float(value)} at step {step}; training stopped and {kept}. Lower the learning rates "
+            f"{name} is {float(value)} at step {step}; training stopped and {checkpoint.kept(ckpt_dir)}. Lower the learning rates "
             f"(optim.<player>.lr), clip gradients (train.clip_grad.<player>=...), or use hardware.precision=fp32.")
 
 
