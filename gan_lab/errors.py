@@ -21,6 +21,10 @@ class DataNotFoundError(GanLabError):
     """A dataset is missing and cannot be downloaded; the message says where we looked and how to get it."""
 
 
+class DataFileError(GanLabError):
+    """A data file cannot be decoded or has the wrong shape; the message names the file."""
+
+
 class CheckpointError(GanLabError):
     """A checkpoint is missing, corrupt, or not a gan-lab checkpoint."""
 
