@@ -83,7 +83,9 @@ def resolve(path: str | os.PathLike) -> Path:
         if not candidate.is_file():
             candidate = p / "last.pt"
         if not candidate.is_file():
-            raise CheckpointError(f"no checkpoint in {p}: expected {p / 'checkpoints' / 'last.pt'}")
+            started = (f"; the run stopped before its first checkpoint: start it again with hydra.run.dir={p} "
+                       f"instead of resume=") if (p / "config.yaml").is_file() else ""
+            raise CheckpointError(f"no checkpoint in {p}: expected {p / 'checkpoints' / 'last.pt'}{started}")
         return candidate
     if not p.is_file():
         raise CheckpointError(f"checkpoint {p} does not exist")
