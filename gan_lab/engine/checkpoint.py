@@ -57,10 +57,18 @@ def os_reason(err: BaseException) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
+def newest(ckpt_dir: Path) -> Path | None:
+    """A run's latest complete checkpoint: last.pt, or the newest numbered one where it was written later (a run
+    killed between writing ``step_N.pt`` and linking last.pt to it); None if the run has none."""
+    ckpt_dir = Path(ckpt_dir)
+    files = [p for p in (ckpt_dir / "last.pt", *sorted(ckpt_dir.glob("step_*.pt"))[-1:]) if p.is_file()]
+    return max(files, key=lambda p: p.stat().st_mtime_ns, default=None)  # a tie: last.pt, listed first
+
+
 def kept(ckpt_dir: Path) -> str:
     """How an error that stops a run ends: where its last good checkpoint is."""
-    last = Path(ckpt_dir) / "last.pt"
-    return f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+    last = newest(ckpt_dir)
+    return f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -76,12 +84,10 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or ``<run>/checkpoints/last.pt`` for a run directory."""
+    """A checkpoint file, or for a run directory its :func:`newest` checkpoint (``<run>/checkpoints/last.pt``)."""
     p = Path(path).expanduser().resolve()
     if p.is_dir():
-        candidate = p / "checkpoints" / "last.pt"
-        if not candidate.is_file():
-            candidate = p / "last.pt"
+        candidate = newest(p / "checkpoints") or p / "last.pt"
         if not candidate.is_file():
             started = (f"; the run stopped before its first checkpoint: start it again with hydra.run.dir={p} "
                        f"instead of resume=") if (p / "config.yaml").is_file() else ""
