@@ -6,12 +6,13 @@
 Kills. A tiny run (DCGAN on 64 shapes, 12 steps of 8 images, a sample grid every 2 steps, a checkpoint every 3,
 one numbered checkpoint kept, classifier-FID every 6 steps) runs through the real CLI in a child process that
 announces on stderr when a step, a sample grid, a checkpoint or an evaluation begins and ends. The parent
-kills it with SIGKILL at a target drawn per kill: a random moment inside a step or an evaluation (a random
-delay within the reference run's mean duration of one, after it began), a random moment of the whole run,
-the first step (before any checkpoint), or one of five points inside the writes where the child pauses
-(announcing it) so that the kill lands there: halfway through writing a checkpoint's temporary file,
-halfway through a sample PNG's temporary file, after the numbered checkpoint is written but before last.pt
-is linked to it, after the link is made but before it replaces last.pt, and before pruning. Where each
+kills it with SIGKILL at a target drawn per kill: a random moment inside a step (a random delay within the
+reference run's mean step, after the step began), a random moment of the whole run, the first step (before
+any checkpoint), or one of six points where the child pauses (announcing it) so that the kill lands there:
+halfway through writing a checkpoint's temporary file, halfway through a sample PNG's temporary file, after
+the numbered checkpoint is written but before last.pt is linked to it, after the link is made but before it
+replaces last.pt, before pruning, and inside an evaluation (its value computed, not yet logged nor kept as
+best.pt). Where each
 kill landed is read from the child's announcements. After the kill the run directory must hold a loadable
 checkpoint of at least the last step whose checkpoint was announced complete, `gan-lab train resume=<dir>`
 must continue from it and finish, and the finished run must equal an uninterrupted one: every checkpoint
@@ -191,7 +192,7 @@ def kill_once(target: str, root: Path, reference: Path, spans: dict, rng: random
            "step": rng.randint(1, STEPS - 1)}.get(target, 1)
     if target in PAUSES:
         trigger = lambda event: 0.0 if event.startswith("pause") else None  # noqa: E731
-    elif target in ("step", "eval"):
+    elif target == "step":
         seen = collections.Counter()
 
         def trigger(event):
@@ -213,7 +214,7 @@ def kill_once(target: str, root: Path, reference: Path, spans: dict, rng: random
     if killed.status != -signal.SIGKILL:
         kill.landed = "finished before the kill"
         return kill
-    if kill.saved is None and not (run_dir / "checkpoints" / "last.pt").exists():
+    if checkpoint.newest(run_dir / "checkpoints") is None:
         status, out = cli(["train", f"resume={run_dir}"], env)
         if status != 1 or "Traceback" in out or "no checkpoint" not in out:
             kill.losses.append(f"resume without a checkpoint: exit {status}, {error_line(out)!r}")

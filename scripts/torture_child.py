@@ -7,7 +7,8 @@ point inside a write so that the parent's SIGKILL lands there.
 PAUSE is one of PAUSES (or ``none``) and NTH which occurrence of it pauses: ``ckpt-write`` halfway through a
 checkpoint's temporary file, ``sample-write`` halfway through a sample PNG's, ``link`` after the numbered
 checkpoint is written and before last.pt is linked to it, ``swap`` after the link is made and before it
-replaces last.pt, ``prune`` before old numbered checkpoints are removed. Nothing else changes: the run's
+replaces last.pt, ``prune`` before old numbered checkpoints are removed, ``eval`` inside an evaluation (its
+value computed, not yet logged nor kept as best.pt). Nothing else changes: the run's
 files are byte for byte those of a plain ``gan-lab train``.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 
 MARK = "@torture "
-PAUSES = ("ckpt-write", "sample-write", "link", "swap", "prune")
+PAUSES = ("ckpt-write", "sample-write", "link", "swap", "prune", "eval")
 
 
 def child(pause: str, nth: int, argv: list[str]) -> None:
@@ -79,6 +80,11 @@ def child(pause: str, nth: int, argv: list[str]) -> None:
     if pause == "swap":
         os.replace = lambda src, dst, **kw: (Path(src).name == ".last.pt.link" and point("swap"),
                                              real_replace(src, dst, **kw))[1]
+    if pause == "eval":  # the metric computed, not yet logged nor kept as best.pt
+        from gan_lab.metrics.evaluate import TrainingEvaluator
+
+        real_eval = TrainingEvaluator.__call__
+        TrainingEvaluator.__call__ = lambda self, state: (out := real_eval(self, state), point("eval"))[0]
     if pause == "prune":
         checkpoint.prune = lambda *a: (point("prune"), real_prune(*a))[1]
     sys.argv = ["gan-lab", *argv]
