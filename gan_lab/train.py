@@ -132,8 +132,7 @@ def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None) -> float:
              ", ".join(f"{n} {sum(p.numel() for p in net.parameters())}" for n, net in task.players().items()))
 
     session_start, start_step, start_elapsed, start_batches = time.perf_counter(), state.step, state.elapsed, state.batches
-    # purge: the events a killed session logged after its last checkpoint (a new run: after none) are dropped
-    with Recorder(run_dir, purge_step=state.step + 1) as recorder, \
+    with Recorder(run_dir, purge_step=state.step + 1 if state_in is not None else None) as recorder, \
             StopFlag() as stop:
         ended = train_loop(state, data, cfg, hw, RunIO(run_dir, recorder, stop, evaluator))
 

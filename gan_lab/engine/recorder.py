@@ -48,7 +48,9 @@ def max_rows(grid: Grid, pixels: int) -> int:
 
 class Recorder:
     """Writes a run's scalars and sample grids; ``purge_step`` drops events a crashed
-    session wrote after its last checkpoint, so a resumed run's curves have no duplicates.
+    session wrote after its last checkpoint, so a resumed run's curves have no duplicates. A new run
+    (no ``purge_step``) in a directory holding events, of a session killed before its first checkpoint,
+    drops them all.
 
     A failed write (disk full, read-only, file size limit) raises :class:`OutputError` naming the file or
     the TensorBoard directory. Used as a context manager it closes the writer on exit; a failure to close
@@ -58,6 +60,8 @@ class Recorder:
         self.samples_dir = Path(run_dir) / "samples"
         self.tb_dir = Path(run_dir) / "tb"
         self.samples_dir.mkdir(parents=True, exist_ok=True)
+        if purge_step is None and any(self.tb_dir.glob("events.out.tfevents.*")):
+            purge_step = 1  # only then: TensorBoard orders event files by name, not by when they were written
         # TensorBoard's writer thread prints its OSError as a traceback, then the next write raises it here
         self._excepthook = threading.excepthook
         threading.excepthook = self._writer_thread_hook
