@@ -203,8 +203,9 @@ def kill_once(target: str, root: Path, reference: Path, spans: dict, rng: random
             return None
     elif target == "random":
         trigger = lambda event: rng.uniform(0, 0.9 * spans["run"]) if event == "begin step 0" else None  # noqa: E731
-    else:  # first: at the first step, before any checkpoint
-        trigger = lambda event: 0.0 if event == "begin step 0" else None  # noqa: E731
+    else:  # first: at the start of one of the steps before the first checkpoint (some already logged)
+        first = f"begin step {rng.randrange(3)}"
+        trigger = lambda event: 0.0 if event == first else None  # noqa: E731
     killed = launch(run_dir, env, target if target in PAUSES else "none", nth, trigger)
     names = [e for _, e in killed.events]
     saves = [int(e.split()[2]) for e in names if e.startswith("end save")]
@@ -272,9 +273,10 @@ def _mount(args: list[str]) -> bool:
     return subprocess.run(["mount", *args], capture_output=True).returncode == 0
 
 
-def disk_cases(root: Path, reference: Path, which=("fsize", "tmpfs", "ro-checkpoints", "ro-run")) -> list[dict]:
-    """Each case: the run must stop with exit 1 and one line naming the file and the last good checkpoint,
-    which stays byte-identical and loadable; no temporary file is left. Returns table rows."""
+def disk_cases(root: Path, reference: Path,
+               which=("fsize", "tmpfs", "ro-checkpoints", "ro-run", "ro-sample")) -> list[dict]:
+    """Each case: the command must stop with exit 1 and one line naming the file (a run: and the last good
+    checkpoint), which stays byte-identical and loadable; no temporary file is left. Returns table rows."""
     from gan_lab.engine import checkpoint
 
     env, rows = environment(root), []
@@ -283,7 +285,11 @@ def disk_cases(root: Path, reference: Path, which=("fsize", "tmpfs", "ro-checkpo
         where = root / f"disk-{case}"
         shutil.rmtree(where, ignore_errors=True)
         where.mkdir(parents=True)
-        run_dir, args, kwargs, mounts = where / "run", ["train", f"resume={where / 'run'}", f"train.steps={STEPS + 3}"], {}, []
+        run_dir, kwargs, mounts = where / "run", {}, []
+        args = ["train", f"resume={run_dir}", f"train.steps={STEPS + 3}"]
+        if case == "ro-sample":
+            (where / "ro").mkdir()
+            args = ["sample", f"ckpt={run_dir}", f"out={where / 'ro' / 'grid.png'}"]
         if case == "tmpfs":  # a fresh run on a disk that holds one checkpoint and a half
             mounts.append(where)
             if not _mount(["-t", "tmpfs", "-o", f"size={ckpt_size * 3 // 2 + 2**18}", "tmpfs", str(where)]):
@@ -294,8 +300,8 @@ def disk_cases(root: Path, reference: Path, which=("fsize", "tmpfs", "ro-checkpo
             shutil.copytree(reference, run_dir)
         if case == "fsize":
             kwargs["preexec_fn"] = _limit_file_size(ckpt_size // 2)
-        for sub in {"ro-checkpoints": ["checkpoints"], "ro-run": [""]}.get(case, []):
-            target = run_dir / sub
+        for target in {"ro-checkpoints": [run_dir / "checkpoints"], "ro-run": [run_dir],
+                       "ro-sample": [where / "ro"]}.get(case, []):
             if not (_mount(["--bind", str(target), str(target)]) and _mount(["-o", "remount,bind,ro", str(target)])):
                 rows.append({"case": case, "result": "skipped: cannot bind-mount read-only (needs root)"})
                 break
@@ -306,7 +312,7 @@ def disk_cases(root: Path, reference: Path, which=("fsize", "tmpfs", "ro-checkpo
             last = run_dir / "checkpoints" / "last.pt"
             problems = [p for p, bad in (
                 (f"exit {status}", status != 1), ("a traceback", "Traceback" in out),
-                ("no 'last good checkpoint'", case != "ro-run" and "last good checkpoint" not in out),
+                ("no 'last good checkpoint'", args[0] == "train" and case != "ro-run" and "last good checkpoint" not in out),
                 ("last.pt changed", before is not None and last.read_bytes() != before),
                 ("left a temporary file", any(p.name.endswith((".tmp", ".link")) for p in run_dir.rglob(".*")))) if bad]
             try:
@@ -324,7 +330,8 @@ def disk_cases(root: Path, reference: Path, which=("fsize", "tmpfs", "ro-checkpo
 DISK_WHAT = {"fsize": f"RLIMIT_FSIZE below one checkpoint, resume to step {STEPS + 3}",
              "tmpfs": "tmpfs with room for 1.5 checkpoints, a new run",
              "ro-checkpoints": f"checkpoints/ bind-mounted read-only, resume to step {STEPS + 3}",
-             "ro-run": f"the whole run directory read-only, resume to step {STEPS + 3}"}
+             "ro-run": f"the whole run directory read-only, resume to step {STEPS + 3}",
+             "ro-sample": "`gan-lab sample out=<read-only folder>/grid.png`"}
 
 
 # -- the report --

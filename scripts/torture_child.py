@@ -84,7 +84,7 @@ def child(pause: str, nth: int, argv: list[str]) -> None:
         from gan_lab.metrics.evaluate import TrainingEvaluator
 
         real_eval = TrainingEvaluator.__call__
-        TrainingEvaluator.__call__ = lambda self, state: (out := real_eval(self, state), point("eval"))[0]
+        TrainingEvaluator.__call__ = lambda self, state: (real_eval(self, state), point("eval"))[0]
     if pause == "prune":
         checkpoint.prune = lambda *a: (point("prune"), real_prune(*a))[1]
     sys.argv = ["gan-lab", *argv]
