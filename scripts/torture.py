@@ -330,7 +330,8 @@ def disk_cases(root: Path, reference: Path,
 DISK_WHAT = {"fsize": f"RLIMIT_FSIZE below one checkpoint, resume to step {STEPS + 3}",
              "tmpfs": "tmpfs with room for 1.5 checkpoints, a new run",
              "ro-checkpoints": f"checkpoints/ bind-mounted read-only, resume to step {STEPS + 3}",
-             "ro-run": f"the whole run directory read-only, resume to step {STEPS + 3}",
+             "ro-run": f"the whole run directory read-only, resume to step {STEPS + 3} (Hydra opens the run's "
+                       f"train.log before gan-lab starts, and reports that failure with its own traceback)",
              "ro-sample": "`gan-lab sample out=<read-only folder>/grid.png`"}
 
 
