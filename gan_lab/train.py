@@ -105,7 +105,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
         try:
             return _train(cfg, run_dir, state_in)
         except (OSError, OutputError) as err:  # disk full, read-only directory, file size limit
-            what = err if isinstance(err, OutputError) else f"{err.filename or 'output'}: {checkpoint.os_reason(err)}"
+            what = err if isinstance(err, OutputError) else f"{err.filename or 'a file'}: {checkpoint.os_reason(err)}"
             raise OutputError(f"{what}; the run stopped and {checkpoint.kept(run_dir / 'checkpoints')}") from None
 
 

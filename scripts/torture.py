@@ -312,7 +312,8 @@ def disk_cases(root: Path, reference: Path,
             last = run_dir / "checkpoints" / "last.pt"
             problems = [p for p, bad in (
                 (f"exit {status}", status != 1), ("a traceback", "Traceback" in out),
-                ("no 'last good checkpoint'", args[0] == "train" and case != "ro-run" and "last good checkpoint" not in out),
+                ("no 'last good checkpoint'",
+                 args[0] == "train" and case != "ro-run" and "last good checkpoint" not in out),
                 ("last.pt changed", before is not None and last.read_bytes() != before),
                 ("left a temporary file", any(p.name.endswith((".tmp", ".link")) for p in run_dir.rglob(".*")))) if bad]
             try:

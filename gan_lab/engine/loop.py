@@ -68,8 +68,9 @@ class FiniteGuard:
             return
         step, name, value = pending[int(bad[0])]
         raise NonFiniteLossError(
-            f"{name} is {float(value)} at step {step}; training stopped and {checkpoint.kept(ckpt_dir)}. Lower the learning rates "
-            f"(optim.<player>.lr), clip gradients (train.clip_grad.<player>=...), or use hardware.precision=fp32.")
+            f"{name} is {float(value)} at step {step}; training stopped and {checkpoint.kept(ckpt_dir)}. Lower the "
+            f"learning rates (optim.<player>.lr), clip gradients (train.clip_grad.<player>=...), or use "
+            f"hardware.precision=fp32.")
 
 
 def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO) -> str:
