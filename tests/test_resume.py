@@ -169,3 +169,14 @@ def test_extending_a_run_keeps_the_learning_rate_continuous(tmp_path):
     run(compose_train([*TINY, *decay, "dataset.count=64", *more]), tmp_path, overrides=more)
     lrs = [value / 2e-4 for _, value in _losses(tmp_path)["lr/G"]]
     assert lrs == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0, 0.0], abs=1e-6)
+
+
+def test_a_finished_run_killed_before_last_pt_was_linked_is_completed_by_resume(tmp_path):
+    """The final step_N.pt written, the kill before last.pt was linked to it: resume=<dir> continues from step_N.pt
+    (the newer checkpoint), has no step left, and still makes last.pt that checkpoint."""
+    run(compose_train([*TINY, "train.steps=2", "dataset.count=32"]), tmp_path)
+    ckpts = tmp_path / "checkpoints"
+    (ckpts / "last.pt").unlink()
+    resume = [f"resume={tmp_path}"]
+    run(compose_train([*TINY, "dataset.count=32", *resume]), tmp_path, overrides=resume)
+    assert (ckpts / "last.pt").samefile(ckpts / "step_0000002.pt") and checkpoint.load(tmp_path)["step"] == 2

@@ -78,6 +78,7 @@ def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO
     tc = cfg.train
     guard = FiniteGuard()
     pending: list[dict] = []  # per-step stats, converted to floats only at log steps (one sync)
+    saved = None  # the step of this session's last checkpoint
     with ProgressReport(tc.steps, state.step, state.batches * tc.batch_size, tc.log_every,
                         tc.progress.value) as progress:
         while state.step < tc.steps and not io.stop.requested:
@@ -103,6 +104,7 @@ def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO
             if step % tc.ckpt_every == 0:
                 guard.check(io.ckpt_dir)
                 save_checkpoint(state, io, cfg)
+                saved = step
 
     # -- end of run or stop signal: always leave a checkpoint of the last step --
     guard.check(io.ckpt_dir)
@@ -110,7 +112,7 @@ def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO
         state.last_losses = _mean_stats(pending)
     if state.step % tc.sample_every:
         render_samples(state, io.recorder)
-    if state.step % tc.ckpt_every:
+    if saved != state.step:  # also a resume with no step left: a kill may have come before last.pt was linked
         save_checkpoint(state, io, cfg)
     io.recorder.flush()
     return io.stop.requested or "done"
