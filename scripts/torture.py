@@ -212,6 +212,8 @@ def kill_once(target: str, root: Path, reference: Path, spans: dict, rng: random
     kill = Kill(target, landed(names), saves[-1] if saves else None, None)
     if not saves:
         kill.landed += ", before the first checkpoint"
+    elif kill.landed == "between steps" and saves[-1] == STEPS:
+        kill.landed = "after the final checkpoint"
     if killed.status != -signal.SIGKILL:
         kill.landed = "finished before the kill"
         return kill

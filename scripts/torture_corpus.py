@@ -276,9 +276,14 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 def error_line(output: str) -> str:
+    """The line a user reads: gan-lab's logged ERROR (else WARNING) line, else a traceback's last line, else
+    the first line (Hydra's own errors print their message first, then the options or the search path)."""
     lines = [line.strip() for line in output.splitlines() if line.strip() and "HYDRA_FULL_ERROR" not in line]
-    errors = [line for line in lines if "ERROR" in line or "Error" in line or "error" in line]
-    return (errors or lines or [""])[-1]
+    for level in (" ERROR ", " WARNING "):
+        logged = [line for line in lines if level in f" {line} "]
+        if logged:
+            return logged[-1]
+    return (lines[-1] if "Traceback" in output else lines[0]) if lines else ""
 
 
 def run_case(case: Case, root: Path) -> Outcome:
