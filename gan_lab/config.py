@@ -23,7 +23,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from gan_lab.engine import distributed
+from gan_lab.engine import checkpoint, distributed
 from gan_lab.errors import ConfigError, GanLabError
 
 
@@ -102,7 +102,7 @@ def hydra_subdir(resume: Optional[str], output_dir: str) -> Optional[str]:
     data-parallel run only rank 0 writes it (and the log file)."""
     if distributed.env_rank():
         return None
-    if resume == AUTO_RESUME and not (Path(output_dir) / "checkpoints" / "last.pt").is_file():
+    if resume == AUTO_RESUME and checkpoint.newest(Path(output_dir) / "checkpoints") is None:
         resume = None
     return f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}" if resume else ".hydra"
 

@@ -6,6 +6,7 @@ app; :func:`run` does the work and can be called with a composed config (tests).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -27,7 +28,7 @@ from gan_lab.engine.precision import Hardware, process_flags, resolve_device
 from gan_lab.engine.recorder import Recorder
 from gan_lab.engine.signals import StopFlag
 from gan_lab.engine.state import TrainState
-from gan_lab.errors import ConfigError, exit_on_error
+from gan_lab.errors import ConfigError, OutputError, exit_on_error
 from gan_lab.ui import format_duration, format_rate, print_table, summary_table
 
 log = logging.getLogger("gan_lab")
@@ -148,7 +149,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
     state_in = None
     auto = cfg.resume == config_lib.AUTO_RESUME
     if auto:  # a requeued job re-runs its own command: continue its run if it has one, else start it
-        cfg.resume = str(run_dir) if (run_dir / "checkpoints" / "last.pt").is_file() else None
+        cfg.resume = str(run_dir) if checkpoint.newest(run_dir / "checkpoints") else None
     if cfg.resume:
         cfg, state_in = resumed_config(cfg, overrides or [], same_command=auto)
     config_lib.validate(cfg)
@@ -157,6 +158,9 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> f
         distributed.check(cfg, dist.world)
         with process_flags(cfg.hardware, resolve_device(cfg.hardware)):
             return _train(cfg, run_dir, state_in, dist)
+    except (OSError, OutputError) as err:  # disk full, read-only directory, file size limit
+        what = err if isinstance(err, OutputError) else f"{err.filename or 'a file'}: {checkpoint.os_reason(err)}"
+        raise OutputError(f"{what}; the run stopped and {checkpoint.kept(run_dir / 'checkpoints')}") from None
     finally:
         dist.shutdown()
 
@@ -173,7 +177,7 @@ def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None, dist: Dist = D
         state.load_state_dict(state_in, data)
         log.info("resumed from %s at step %d", checkpoint.resolve(cfg.resume), state.step)
     else:
-        if (run_dir / "checkpoints" / "last.pt").exists():
+        if checkpoint.newest(run_dir / "checkpoints") is not None:
             raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir}")
         state.draw_fixed(data, grid_size(cfg, data))
 
@@ -186,14 +190,11 @@ def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None, dist: Dist = D
              ", ".join(f"{n} {sum(p.numel() for p in net.parameters())}" for n, net in task.players().items()))
 
     session_start, start_step, start_elapsed, start_batches = time.perf_counter(), state.step, state.elapsed, state.batches
+    # rank 0 alone writes TensorBoard events and samples
     recorder = Recorder(run_dir, purge_step=state.step + 1 if state_in is not None else None) if dist.is_main else None
     task.shard = dist.shard  # training draws: each rank its slice of one process's latents
-    try:
-        with StopFlag() as stop:
-            ended = train_loop(state, data, cfg, hw, RunIO(run_dir, recorder, stop, evaluator))
-    finally:
-        if recorder is not None:
-            recorder.close()
+    with recorder or contextlib.nullcontext(), StopFlag() as stop:
+        ended = train_loop(state, data, cfg, hw, RunIO(run_dir, recorder, stop, evaluator))
     if not dist.is_main:
         return float(state.last_losses.get("loss/G", float("nan")))
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gan_lab.engine import checkpoint
-from gan_lab.errors import CheckpointError
+from gan_lab.errors import CheckpointError, OutputError
 from tests.conftest import flat_model
 
 
@@ -103,3 +103,35 @@ def test_prune_keeps_newest(tmp_path):
         checkpoint.save(_state(step), tmp_path / f"step_{step:07d}.pt")
     checkpoint.prune(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.glob("step_*.pt")) == ["step_0000030.pt", "step_0000040.pt"]
+
+
+def test_a_run_killed_before_linking_last_pt_resumes_from_its_newest_numbered_checkpoint(tmp_path):
+    """save_checkpoint writes step_N.pt, then links last.pt to it: a kill in between leaves step_N.pt newer than
+    last.pt (or the only checkpoint), and a run directory resolves to it."""
+    ckpts = tmp_path / "checkpoints"
+    checkpoint.save(_state(3), ckpts / "step_0000003.pt")
+    assert checkpoint.resolve(tmp_path) == ckpts / "step_0000003.pt"  # killed before the first link
+    (ckpts / "last.pt").hardlink_to(ckpts / "step_0000003.pt")
+    assert checkpoint.resolve(tmp_path) == ckpts / "last.pt"
+    checkpoint.save(_state(6), ckpts / "step_0000006.pt")
+    assert checkpoint.load(tmp_path)["step"] == 6
+    assert "step_0000006.pt" in checkpoint.kept(ckpts)
+
+
+def test_a_failed_write_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    """Disk full: torch reports the short write as a RuntimeError after the OSError; the error names the file."""
+    path = tmp_path / "last.pt"
+    checkpoint.save(_state(1), path)
+
+    def full(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 7 vs 1") from None
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OutputError, match=f"cannot write {path}: No space left on device"):
+        checkpoint.save(_state(2), path)
+    monkeypatch.undo()
+    assert checkpoint.load(path)["step"] == 1 and not list(tmp_path.glob(".*tmp"))

@@ -82,6 +82,14 @@ def test_cache_hit_and_rebuild(tmp_path, caplog, monkeypatch):
         assert classifier.load_or_train(dataset, quick, cpu).trained
     assert "ignoring unreadable cache file" in caplog.text
 
+    stored = torch.load(first.path, weights_only=True)  # weights changed on disk, key intact: rebuilt
+    next(iter(stored["state"].values())).add_(1)
+    checkpoint.save(stored, first.path)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gan_lab"):
+        assert classifier.load_or_train(dataset, quick, cpu).trained
+    assert "do not match their checksum" in caplog.text
+
     stored = torch.load(first.path, weights_only=True)  # a file holding another key: also rebuilt
     checkpoint.save({**stored, "key": {**stored["key"], "dataset": {**dataset, "seed": 1}}}, first.path)
     caplog.clear()

@@ -197,3 +197,14 @@ def test_resume_auto_extends_a_run_and_refuses_a_directory_holding_another(tmp_p
     other = [*longer, "loss=minimax"]
     with pytest.raises(ConfigError, match=r"resume=auto: .* holds a run with loss._target_="):
         run(compose_train(other), tmp_path, overrides=other)
+
+
+def test_a_finished_run_killed_before_last_pt_was_linked_is_completed_by_resume(tmp_path):
+    """The final step_N.pt written, the kill before last.pt was linked to it: resume=<dir> continues from step_N.pt
+    (the newer checkpoint), has no step left, and still makes last.pt that checkpoint."""
+    run(compose_train([*TINY, "train.steps=2", "dataset.count=32"]), tmp_path)
+    ckpts = tmp_path / "checkpoints"
+    (ckpts / "last.pt").unlink()
+    resume = [f"resume={tmp_path}"]
+    run(compose_train([*TINY, "dataset.count=32", *resume]), tmp_path, overrides=resume)
+    assert (ckpts / "last.pt").samefile(ckpts / "step_0000002.pt") and checkpoint.load(tmp_path)["step"] == 2

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from gan_lab.data.base import TensorDataset, absolute_root, check_bool, check_channels, check_choice, check_int
-from gan_lab.errors import DataNotFoundError
+from gan_lab.errors import DataFileError, DataNotFoundError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _MODES = {1: "L", 3: "RGB"}
@@ -59,6 +59,9 @@ def _decode_pair(path: Path, size: int, mode: str) -> tuple[torch.Tensor, torch.
     with Image.open(path) as img:
         img = img.convert(mode)
         w, h = img.size
+        if w != 2 * h:  # an image of one side, or of another set: its "halves" would be nonsense
+            raise DataFileError(f"{path} is {w}x{h} pixels; an A|B pair file holds two square halves side by "
+                                f"side (width = 2 x height)")
         half = w // 2
         # Crop before resizing so neither half's filter reads pixels of the other.
         a, b = (img.crop((x, 0, x + half, h)).resize((size, size), Image.BILINEAR) for x in (0, half))
@@ -66,9 +69,16 @@ def _decode_pair(path: Path, size: int, mode: str) -> tuple[torch.Tensor, torch.
 
 
 def _decode_all(fn, paths: list[Path]) -> list:
+    """``fn`` of every file; a file PIL cannot decode (truncated, not an image) is a DataFileError naming it."""
+    def one(path: Path):
+        try:
+            return fn(path)
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            raise DataFileError(f"cannot decode the image {path}: {err}") from None
+
     # PIL releases the GIL while decoding and resizing, so threads use every core.
     with ThreadPoolExecutor() as pool:
-        return list(pool.map(fn, paths))
+        return list(pool.map(one, paths))
 
 
 def check_jitter(image_size, load_size, flip) -> tuple[int, int]:

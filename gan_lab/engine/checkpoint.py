@@ -9,6 +9,7 @@ destroys the last good checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import zipfile
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from gan_lab.errors import CheckpointError
+from gan_lab.errors import CheckpointError, OutputError
 
 # 2: players and G_ema under "models", the task's own state under "task";
 # 3: ProGAN's phase is its networks' extra state (format 2 held it in "level"/"alpha" buffers), and
@@ -26,19 +27,48 @@ REQUIRED_KEYS = ("format_version", "config", "step", "models", "task")
 
 
 def save(state: dict, path: Path) -> None:
-    """Atomic write: same-directory temporary file, fsync, ``os.replace``."""
+    """Atomic write: same-directory temporary file, fsync, ``os.replace``. A failed write (disk full,
+    read-only, file size limit) leaves ``path`` as it was and raises :class:`OutputError` naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch reports a failed write as a RuntimeError after the OSError
+        raise OutputError(f"cannot write {path}: {os_reason(err)}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only directory refuses even this
+            tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+def os_reason(err: BaseException) -> str:
+    """The operating system's reason for ``err`` ("No space left on device"), found in its chain of
+    causes, else its own first line."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def newest(ckpt_dir: Path) -> Path | None:
+    """A run's latest complete checkpoint: last.pt, or the newest numbered one where it was written later (a run
+    killed between writing ``step_N.pt`` and linking last.pt to it); None if the run has none."""
+    ckpt_dir = Path(ckpt_dir)
+    files = [p for p in (ckpt_dir / "last.pt", *sorted(ckpt_dir.glob("step_*.pt"))[-1:]) if p.is_file()]
+    return max(files, key=lambda p: p.stat().st_mtime_ns, default=None)  # a tie: last.pt, listed first
+
+
+def kept(ckpt_dir: Path) -> str:
+    """How an error that stops a run ends: where its last good checkpoint is."""
+    last = newest(ckpt_dir)
+    return f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -54,14 +84,14 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or ``<run>/checkpoints/last.pt`` for a run directory."""
+    """A checkpoint file, or for a run directory its :func:`newest` checkpoint (``<run>/checkpoints/last.pt``)."""
     p = Path(path).expanduser().resolve()
     if p.is_dir():
-        candidate = p / "checkpoints" / "last.pt"
+        candidate = newest(p / "checkpoints") or p / "last.pt"
         if not candidate.is_file():
-            candidate = p / "last.pt"
-        if not candidate.is_file():
-            raise CheckpointError(f"no checkpoint in {p}: expected {p / 'checkpoints' / 'last.pt'}")
+            started = (f"; the run stopped before its first checkpoint: start it again with hydra.run.dir={p} "
+                       f"instead of resume=") if (p / "config.yaml").is_file() else ""
+            raise CheckpointError(f"no checkpoint in {p}: expected {p / 'checkpoints' / 'last.pt'}{started}")
         return candidate
     if not p.is_file():
         raise CheckpointError(f"checkpoint {p} does not exist")

@@ -76,11 +76,10 @@ class FiniteGuard:
         if len(bad) == 0:
             return
         (step, name, _), value = pending[int(bad[0])], values[int(bad[0])]
-        last = ckpt_dir / "last.pt"
-        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
         raise NonFiniteLossError(
-            f"{name} is {float(value)} at step {step}; training stopped and {kept}. Lower the learning rates "
-            f"(optim.<player>.lr), clip gradients (train.clip_grad.<player>=...), or use hardware.precision=fp32.")
+            f"{name} is {float(value)} at step {step}; training stopped and {checkpoint.kept(ckpt_dir)}. Lower the "
+            f"learning rates (optim.<player>.lr), clip gradients (train.clip_grad.<player>=...), or use "
+            f"hardware.precision=fp32.")
 
 
 def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO) -> str:
@@ -88,6 +87,7 @@ def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO
     tc, main = cfg.train, state.dist.is_main
     guard = FiniteGuard(state.dist)
     pending: list[dict] = []  # per-step stats, converted to floats only at log steps (one sync)
+    saved = None  # the step of this session's last checkpoint
     with ProgressReport(tc.steps, state.step, state.batches * tc.batch_size, tc.log_every,
                         tc.progress.value if main else "plain") as progress:
         while state.step < tc.steps:
@@ -116,6 +116,7 @@ def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO
             if step % tc.ckpt_every == 0:
                 guard.check(io.ckpt_dir)
                 save_checkpoint(state, io, cfg)
+                saved = step
 
     # -- end of run or stop signal: always leave a checkpoint of the last step --
     guard.check(io.ckpt_dir)
@@ -123,7 +124,7 @@ def train_loop(state: TrainState, data, cfg: DictConfig, hw: Hardware, io: RunIO
         state.last_losses = _mean_stats(pending)
     if state.step % tc.sample_every and main:
         render_samples(state, io.recorder)
-    if state.step % tc.ckpt_every:
+    if saved != state.step:  # also a resume with no step left: a kill may have come before last.pt was linked
         save_checkpoint(state, io, cfg)
     if main:
         io.recorder.flush()

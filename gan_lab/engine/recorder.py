@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
 
+from gan_lab.engine.checkpoint import os_reason
+from gan_lab.errors import OutputError
 from gan_lab.models.base import Grid
 
 
@@ -42,16 +48,41 @@ def max_rows(grid: Grid, pixels: int) -> int:
 
 class Recorder:
     """Writes a run's scalars and sample grids; ``purge_step`` drops events a crashed
-    session wrote after its last checkpoint, so a resumed run's curves have no duplicates."""
+    session wrote after its last checkpoint, so a resumed run's curves have no duplicates. A new run
+    (no ``purge_step``) in a directory holding events, of a session killed before its first checkpoint,
+    drops them all.
+
+    A failed write (disk full, read-only, file size limit) raises :class:`OutputError` naming the file or
+    the TensorBoard directory. Used as a context manager it closes the writer on exit; a failure to close
+    then gives way to an error already in flight (the first failure is the one to report)."""
 
     def __init__(self, run_dir: Path, purge_step: int | None = None):
         self.samples_dir = Path(run_dir) / "samples"
+        self.tb_dir = Path(run_dir) / "tb"
         self.samples_dir.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tb"), purge_step=purge_step)
+        if purge_step is None and any(self.tb_dir.glob("events.out.tfevents.*")):
+            purge_step = 1  # only then: TensorBoard orders event files by name, not by when they were written
+        # TensorBoard's writer thread prints its OSError as a traceback, then the next write raises it here
+        self._excepthook = threading.excepthook
+        threading.excepthook = self._writer_thread_hook
+        with self._events():
+            self.writer = SummaryWriter(log_dir=str(self.tb_dir), purge_step=purge_step)
+
+    def _writer_thread_hook(self, args) -> None:
+        if not (isinstance(args.exc_value, OSError) and type(args.thread).__name__ == "_AsyncWriterThread"):
+            self._excepthook(args)
+
+    @contextlib.contextmanager
+    def _events(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as err:
+            raise OutputError(f"cannot write TensorBoard events in {self.tb_dir}: {os_reason(err)}") from None
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
+        with self._events():
+            for tag, value in values.items():
+                self.writer.add_scalar(tag, value, step)
 
     def visual(self, step: int, name: str, visual) -> Path:
         """Write one of a task's visuals (``gan_lab.models.base.Grid`` or ``Points``) as
@@ -64,12 +95,33 @@ class Recorder:
             reference = visual.reference if visual.reference is not None else visual.points
             image = scatter_image(visual.points, reference)
         path = self.samples_dir / f"{name}_{step:07d}.png"
-        save_image(image, path)
-        self.writer.add_image(f"samples/{name}", image, step)
+        tmp = path.with_name(f".{path.name}.tmp")  # written whole or not at all, as checkpoints are
+        try:
+            save_image(image, tmp, format="png")
+            os.replace(tmp, path)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {path}: {os_reason(err)}") from None
+        with self._events():
+            self.writer.add_image(f"samples/{name}", image, step)
         return path
 
     def flush(self) -> None:
-        self.writer.flush()
+        with self._events():
+            self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        threading.excepthook = self._excepthook
+        with self._events():
+            self.writer.close()
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            self.close()
+        except OutputError:
+            if exc_type is None:
+                raise

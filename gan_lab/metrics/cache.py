@@ -2,8 +2,9 @@
 ``shapes_text``), cached on disk as ``<cache_dir>/<digest>.pt`` keyed on what they were trained for
 (:func:`load_or_train`).
 
-The file stores its own key; a file that is unreadable, holds another key or does not rebuild is ignored
-(with a warning) and trained again, never trusted.
+The file stores its own key and a sha256 of its contents; a file that is unreadable, holds another key, does
+not match its checksum (bytes changed on disk: torch's archive reader does not check its CRCs) or does not
+rebuild is ignored (with a warning) and trained again, never trusted.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def read(path: Path, key: dict, restore: Callable[[dict], T]) -> T | None:
         if entry.get("key") != key:
             log.warning("ignoring %s: it was trained for other data or settings", path)
             return None
+        if entry.pop("sha256", None) != checksum(entry):
+            log.warning("ignoring %s: its contents do not match their checksum (corrupt or from an older gan-lab)",
+                        path)
+            return None
         return restore(entry)
     except FileNotFoundError:
         return None
@@ -48,8 +53,33 @@ def read(path: Path, key: dict, restore: Callable[[dict], T]) -> T | None:
 
 
 def write(path: Path, key: dict, entry: dict) -> None:
-    """Store ``entry`` (tensors, plain containers) with its key, atomically."""
-    checkpoint.save({"key": key, **entry}, path)
+    """Store ``entry`` (tensors, plain containers) with its key and checksum, atomically."""
+    entry = {"key": key, **entry}
+    checkpoint.save({**entry, "sha256": checksum(entry)}, path)
+
+
+def checksum(value) -> str:
+    """sha256 of a nest of dicts, lists, tensors (dtype, shape and bytes) and plain values."""
+    digest = hashlib.sha256()
+
+    def feed(x) -> None:
+        if isinstance(x, dict):
+            for k in sorted(x, key=str):
+                digest.update(repr(k).encode())
+                feed(x[k])
+        elif isinstance(x, (list, tuple)):
+            digest.update(f"[{len(x)}".encode())
+            for item in x:
+                feed(item)
+        elif isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            digest.update(repr(x).encode())
+
+    feed(value)
+    return digest.hexdigest()
 
 
 def load_or_train(cache_dir, key: dict, network: Callable[..., nn.Module], train: Callable[[], tuple[nn.Module, dict]],
