@@ -11,12 +11,9 @@ file; the apps never name a metric. (torch-fidelity's library-first design: the 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
@@ -24,9 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gan_lab import config as config_lib
-from gan_lab.engine import checkpoint
 from gan_lab.engine.inference import inference
 from gan_lab.errors import ConfigError, GanLabError
+from gan_lab.metrics import cache
 from gan_lab.metrics.protocol import file_sha256, tensor_sha256
 from gan_lab.models.base import EvalSet, GANTask
 
@@ -246,8 +243,8 @@ def feature_network(ev: DictConfig, dataset: dict, device: torch.device):
 
 class InceptionNet:
     """The FID Inception network (``gan_lab.metrics.inception``); real features are cached on disk per
-    (dataset, set, count, shape, weights). The cache file stores its own key; a file that is unreadable
-    or holds another key is ignored and rebuilt, never trusted."""
+    (dataset, set, count, shape, weights) by ``gan_lab.metrics.cache``: a file that is unreadable, holds another
+    key or fails its checksum is ignored and rebuilt, never trusted."""
 
     prefix = ""
 
@@ -269,20 +266,14 @@ class InceptionNet:
 
     def real(self, images: torch.Tensor, key: dict) -> torch.Tensor:
         key = {**key, "count": len(images), "shape": list(images.shape[1:]), "weights": self.weights}
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-        path = Path(self.ev.cache_dir).expanduser() / f"real-{digest}.pt"
-        try:
-            cached = torch.load(path, map_location="cpu", weights_only=True)
-            if cached.get("key") == key and cached["pool"].shape == (len(images), 2048):
-                log.info("real features from the cache %s", path)
-                return cached["pool"]
-            log.warning("ignoring %s: it was computed for other data or weights", path)
-        except FileNotFoundError:
-            pass
-        except Exception as err:  # truncated or foreign file: rebuild it
-            log.warning("ignoring unreadable cache file %s (%s)", path, type(err).__name__)
+        path = cache.path_for(self.ev.cache_dir, key)
+        path = path.with_name(f"real-{path.name}")  # beside the classifier's entries in a shared cache_dir
+        pool = cache.read(path, key, lambda entry: entry["pool"] if entry["pool"].shape == (len(images), 2048) else None)
+        if pool is not None:
+            log.info("real features from the cache %s", path)
+            return pool
         pool = self.extract(images)[0]
-        checkpoint.save({"key": key, "pool": pool}, path)
+        cache.write(path, key, {"pool": pool})
         return pool
 
 
