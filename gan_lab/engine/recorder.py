@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,15 @@ def max_rows(grid: Grid, pixels: int) -> int:
     return max(1, pixels // per_row)
 
 
+def wait_past_events(tb_dir: Path) -> None:
+    """Wait until the clock has passed the second of the newest event file in ``tb_dir``: TensorBoard reads
+    a directory's files in name order, and a name is ``events.out.tfevents.<second>.<host>.<pid>.<counter>``, so
+    a session started in the same second as the last (tests) could sort before it (counter 10 < 9)."""
+    seconds = [int(p.name.split(".")[3]) for p in tb_dir.glob("events.out.tfevents.*") if p.name.split(".")[3].isdigit()]
+    while seconds and time.time() < max(seconds) + 1:
+        time.sleep(0.05)
+
+
 class Recorder:
     """Writes a run's scalars and sample grids; ``purge_step`` drops events a crashed
     session wrote after its last checkpoint, so a resumed run's curves have no duplicates. A new run
@@ -65,6 +75,7 @@ class Recorder:
         # TensorBoard's writer thread prints its OSError as a traceback, then the next write raises it here
         self._excepthook = threading.excepthook
         threading.excepthook = self._writer_thread_hook
+        wait_past_events(self.tb_dir)
         with self._events():
             self.writer = SummaryWriter(log_dir=str(self.tb_dir), purge_step=purge_step)
 
