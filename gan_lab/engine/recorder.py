@@ -51,7 +51,8 @@ def wait_past_events(tb_dir: Path) -> None:
     """Wait until the clock has passed the second of the newest event file in ``tb_dir``: TensorBoard reads
     a directory's files in name order, and a name is ``events.out.tfevents.<second>.<host>.<pid>.<counter>``, so
     a session started in the same second as the last (tests) could sort before it (counter 10 < 9)."""
-    seconds = [int(p.name.split(".")[3]) for p in tb_dir.glob("events.out.tfevents.*") if p.name.split(".")[3].isdigit()]
+    names = [p.name.split(".") for p in tb_dir.glob("events.out.tfevents.*")]
+    seconds = [int(parts[3]) for parts in names if parts[3].isdigit()]
     while seconds and time.time() < max(seconds) + 1:
         time.sleep(0.05)
 
