@@ -100,11 +100,25 @@ def hydra_subdir(resume: Optional[str], output_dir: str) -> Optional[str]:
     """``hydra.output_subdir``: a resumed run keeps the first session's .hydra/ and records its own
     invocation beside it (resume=auto: when the run directory holds a checkpoint to continue); in a
     data-parallel run only rank 0 writes it (and the log file)."""
-    if distributed.env_rank():
+    if distributed.env_rank() or not writable(Path(output_dir)):
         return None
     if resume == AUTO_RESUME and checkpoint.newest(Path(output_dir) / "checkpoints") is None:
         resume = None
     return f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}" if resume else ".hydra"
+
+
+def writable(path: Path) -> bool:
+    """Whether ``path`` (or, where it does not exist yet, its nearest ancestor) can be written: a read-only
+    run directory is then left to gan-lab's own first write, which names the file in one line, instead of
+    failing inside Hydra's log or .hydra/ setup with a traceback."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return os.access(path, os.W_OK)
+
+
+def log_file(path: str) -> str:
+    """``<run>/train.log``: rank 0's only, and none where the run directory cannot be written (see writable)."""
+    return path if not distributed.env_rank() and writable(Path(path).parent) else os.devnull
 
 
 def register() -> None:
@@ -114,8 +128,7 @@ def register() -> None:
         OmegaConf.register_new_resolver("gan_lab_run_dir", run_dir_for)
     if not OmegaConf.has_resolver("gan_lab_hydra_subdir"):
         OmegaConf.register_new_resolver("gan_lab_hydra_subdir", hydra_subdir)
-        OmegaConf.register_new_resolver("gan_lab_log_file",
-                                        lambda path: os.devnull if distributed.env_rank() else path)
+        OmegaConf.register_new_resolver("gan_lab_log_file", log_file)
         # The launch time, alike on every rank of a plain `torchrun` (the default run directory's name).
         OmegaConf.register_new_resolver("gan_lab_now", lambda fmt: distributed.launch_time().strftime(fmt))
     if not OmegaConf.has_resolver("sum"):
