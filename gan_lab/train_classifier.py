@@ -12,6 +12,7 @@ import time
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lab import config as config_lib
 from gan_lab.engine.precision import resolve_device
 from gan_lab.errors import exit_on_error
 from gan_lab.metrics.classifier import CachedClassifier, check_settings, load_or_train
@@ -39,6 +40,9 @@ def accuracy_rows(clf: CachedClassifier, seconds: float) -> dict[str, str]:
     rows["status"] = f"trained in {format_duration(seconds)}" if clf.trained else "from the cache"
     rows["cache"] = str(clf.path)
     return rows
+
+
+config_lib.register()  # the resolvers of the shared job_logging config (the log file)
 
 
 @hydra.main(config_path="pkg://gan_lab.configs", config_name="train_classifier", version_base="1.3")

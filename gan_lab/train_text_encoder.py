@@ -13,6 +13,7 @@ import time
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lab import config as config_lib
 from gan_lab.config import instantiate_group
 from gan_lab.data import text_encoder
 from gan_lab.engine.precision import resolve_device
@@ -40,6 +41,9 @@ def run(cfg: DictConfig) -> text_encoder.CachedEncoder:
             "status": status, "cache": str(encoder.path)}
     print_table(summary_table(rows, title="gan-lab train-text-encoder"))
     return encoder
+
+
+config_lib.register()  # the resolvers of the shared job_logging config (the log file)
 
 
 @hydra.main(config_path="pkg://gan_lab.configs", config_name="train_text_encoder", version_base="1.3")
