@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 
 import pytest
 import torch
@@ -37,6 +40,32 @@ def test_crash_during_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert checkpoint.load(path)["step"] == 1
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_signal_during_the_write_acts_after_it(tmp_path, monkeypatch):
+    """A handler that raises (submitit's requeue on SIGUSR2 exits, a second Ctrl-C) runs once the checkpoint is
+    whole: raised inside torch.save it became a corrupt-write error and the job was not requeued."""
+    path, save, seen = tmp_path / "last.pt", torch.save, []
+
+    def signalled_save(obj, f, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGUSR2)  # a process-directed signal, as Slurm and submitit send it
+        time.sleep(0.05)  # time for the handler to run, were it not held
+        save(obj, f, *args, **kwargs)
+
+    def requeue(signum, frame):
+        seen.append(path.exists())
+        raise SystemExit(3)
+
+    monkeypatch.setattr(torch, "save", signalled_save)
+    previous = signal.signal(signal.SIGUSR2, requeue)
+    try:
+        with pytest.raises(SystemExit):
+            checkpoint.save(_state(4), path)
+            time.sleep(1)  # not reached: the held signal is delivered as the write ends
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert seen == [True] and checkpoint.load(path)["step"] == 4
+    assert signal.getsignal(signal.SIGUSR2) is previous
 
 
 def test_truncated_file_is_a_clear_error(tmp_path):

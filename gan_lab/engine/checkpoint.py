@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from gan_lab.engine import signals
 from gan_lab.errors import CheckpointError, OutputError
 
 # 2: players and G_ema under "models", the task's own state under "task";
@@ -31,19 +32,20 @@ def save(state: dict, path: Path) -> None:
     read-only, file size limit) leaves ``path`` as it was and raises :class:`OutputError` naming it."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as err:  # torch reports a failed write as a RuntimeError after the OSError
-        raise OutputError(f"cannot write {path}: {os_reason(err)}") from None
-    finally:
-        with contextlib.suppress(OSError):  # a read-only directory refuses even this
-            tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    with signals.held():  # Ctrl-C or a requeue signal acts after the write, not inside torch.save
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as err:  # torch reports a failed write as a RuntimeError after the OSError
+            raise OutputError(f"cannot write {path}: {os_reason(err)}") from None
+        finally:
+            with contextlib.suppress(OSError):  # a read-only directory refuses even this
+                tmp.unlink(missing_ok=True)
+        _fsync_dir(path.parent)
 
 
 def os_reason(err: BaseException) -> str:

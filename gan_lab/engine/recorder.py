@@ -13,6 +13,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
 
+from gan_lab.engine import signals
 from gan_lab.engine.checkpoint import os_reason
 from gan_lab.errors import OutputError
 from gan_lab.models.base import Grid
@@ -109,8 +110,9 @@ class Recorder:
         path = self.samples_dir / f"{name}_{step:07d}.png"
         tmp = path.with_name(f".{path.name}.tmp")  # written whole or not at all, as checkpoints are
         try:
-            save_image(image, tmp, format="png")
-            os.replace(tmp, path)
+            with signals.held():
+                save_image(image, tmp, format="png")
+                os.replace(tmp, path)
         except OSError as err:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -36,3 +38,28 @@ class StopFlag:
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+# The signals whose Python handlers may raise (KeyboardInterrupt, submitit's requeue exit on SIGUSR2/SIGUSR1).
+HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Hold ``HELD`` signals during a file write and deliver them after it: a handler that raises inside
+    ``torch.save`` turns into a corrupt-write RuntimeError (submitit's SIGUSR2 requeue then ended a job
+    with a failed checkpoint instead of requeueing it). Their handlers are swapped for one that notes the
+    signal (a signal mask would not do: the kernel hands a process's signal to any thread, torch's included).
+    SIGKILL cannot be held; atomic writes cover it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in HELD}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for sig in caught:
+            signal.raise_signal(sig)
