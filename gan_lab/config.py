@@ -28,6 +28,7 @@ from gan_lab.errors import ConfigError, GanLabError
 
 
 class Precision(str, enum.Enum):
+    auto = "auto"  # bf16 where the CPU has native bf16 dot products, else fp32 (engine/precision.py)
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"

@@ -185,8 +185,8 @@ def _train(cfg: DictConfig, run_dir: Path, state_in: dict | None, dist: Dist = D
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         environment.record(run_dir, hw.device)  # versions, device, git commit: for `gan-lab report`
-    log.info("run %s | %s on %s, %s | %s parameters", run_dir, type(task).__name__, hw.device,
-             cfg.hardware.precision.value,
+    log.info("run %s | %s on %s, %s (%s) | %s parameters", run_dir, type(task).__name__, hw.device, hw.precision,
+             hw.why,
              ", ".join(f"{n} {sum(p.numel() for p in net.parameters())}" for n, net in task.players().items()))
 
     session_start, start_step, start_elapsed, start_batches = time.perf_counter(), state.step, state.elapsed, state.batches

@@ -1,5 +1,6 @@
 """bfloat16 autocast on the CPU (``hardware.precision=bf16``) for every model: the loss of the first phase is
-fp32's within bf16's rounding, and a short run trains and keeps fp32 checkpoints."""
+fp32's within bf16's rounding, and a short run trains and keeps fp32 checkpoints. ``hardware.precision=auto``
+picks bf16 only where the CPU has native bf16 and says why."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from gan_lab.engine import checkpoint
+from gan_lab.engine.precision import Hardware
 from gan_lab.train import run, setup
 from tests.conftest import TINY, compose_train
 from tests.test_train import MODELS
@@ -51,3 +53,15 @@ def test_every_model_trains_under_bf16_and_keeps_fp32_checkpoints(tmp_path, mode
     floats = {v.dtype for weights in state["models"].values() for v in weights.values()
               if torch.is_tensor(v) and v.is_floating_point()}
     assert floats == {torch.float32}
+
+
+@pytest.mark.parametrize("amx, avx512_bf16, expected, reason", [
+    (True, True, "bf16", "AMX"), (False, True, "bf16", "AVX512-BF16"), (False, False, "fp32", "neither")])
+def test_auto_precision_picks_bf16_only_where_the_cpu_has_it(monkeypatch, amx, avx512_bf16, expected, reason):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    hw = Hardware(compose_train(["hardware=auto"]).hardware, torch.device("cpu"))
+    assert hw.precision == expected and hw.dtype == (torch.bfloat16 if expected == "bf16" else None)
+    assert hw.why.startswith("hardware.precision=auto: ") and reason in hw.why
+    explicit = Hardware(compose_train(["hardware=auto", "hardware.precision=fp32"]).hardware, torch.device("cpu"))
+    assert (explicit.precision, explicit.dtype, explicit.why) == ("fp32", None, "hardware.precision=fp32")

@@ -53,8 +53,9 @@ def launch(args: list[str], cwd, torchrun: bool = False) -> subprocess.Completed
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     head = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--monitor-interval=0.5",
              "-m", "gan_lab.train"] if torchrun else [sys.executable, "-m", "gan_lab.train", "hardware=ddp"])
-    return subprocess.run([*head, *args, "hardware.device=cpu"], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    # fp32 as the one-process runs it is compared with (hardware=ddp's precision=auto is bf16 on some CPUs)
+    return subprocess.run([*head, *args, "hardware.device=cpu", "hardware.precision=fp32"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 def assert_close(a: dict, b: dict, atol: float) -> None:

@@ -12,6 +12,24 @@ from gan_lab.errors import ConfigError
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def auto_precision(device: torch.device) -> tuple[str, str]:
+    """What ``hardware.precision=auto`` runs in on ``device``, and why.
+
+    bf16 on a CPU that computes bf16 dot products natively (AMX tiles, or AVX512-BF16): there oneDNN's bf16
+    matmuls and convolutions run several times faster than fp32 (scripts/bench_train.py --compare measures
+    both). Elsewhere bf16 is emulated through fp32 conversions, so fp32 is faster; CUDA keeps fp32 with TF32.
+    """
+    if device.type == "cuda":
+        return "fp32", "CUDA: fp32 (TF32 matmuls with hardware.tf32=true); ask for bf16 with hardware=bf16"
+    if device.type != "cpu":
+        return "fp32", f"{device.type}: fp32"
+    if torch.cpu._is_amx_tile_supported():
+        return "bf16", "the CPU has AMX tiles, native bf16 matmuls"
+    if torch.cpu._is_avx512_bf16_supported():
+        return "bf16", "the CPU has AVX512-BF16, native bf16 dot products"
+    return "fp32", "the CPU has neither AMX nor AVX512-BF16, so bf16 would be emulated and slower"
+
+
 def resolve_device(hw: DictConfig) -> torch.device:
     """``auto`` picks CUDA when present; asking for CUDA without one is an error, not a silent CPU run."""
     if hw.device == "auto":
@@ -42,14 +60,20 @@ def process_flags(hw: DictConfig, device: torch.device):
 
 
 class Hardware:
-    """Autocast context and per-network gradient scalers for one run.
+    """Autocast context and per-network gradient scalers for one run (``precision`` is what it runs in,
+    ``auto`` resolved; ``why`` says why).
 
     bf16 autocasts on CPU and CUDA without scaling; fp16 autocasts on CUDA with a
     ``GradScaler`` per network, since G and D losses have different scales.
     """
 
     def __init__(self, hw: DictConfig, device: torch.device):
-        self.dtype = DTYPES[getattr(hw.precision, "value", hw.precision)]
+        self.precision = getattr(hw.precision, "value", hw.precision)
+        self.why = f"hardware.precision={self.precision}"
+        if self.precision == "auto":
+            self.precision, why = auto_precision(device)
+            self.why += f": {why}"
+        self.dtype = DTYPES[self.precision]
         if self.dtype is torch.float16 and device.type != "cuda":
             raise ConfigError("hardware.precision=fp16 needs CUDA; on CPU use hardware.precision=bf16")
         self.device = device
