@@ -59,6 +59,7 @@ class TrainSchema:
 class HardwareSchema:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Precision = Precision.fp32
+    fused_optim: bool = True  # optimizers with a fused kernel (Adam, AdamW, SGD) use it unless optim sets fused
     tf32: bool = True  # TF32 matmuls/convolutions on Ampere+ GPUs
     channels_last: bool = False
     compile: bool = False  # torch.compile the networks

@@ -127,7 +127,7 @@ def setup(cfg: DictConfig, dist: Dist = Dist()) -> tuple[TrainState, object, Har
     if missing:
         raise ConfigError(f"optim.{missing[0]}: {type(task).__name__} trains the players {list(players)}, "
                           f"each needs an optimizer under optim.<player>")
-    optimizers = {n: instantiate(cfg.optim[n])(net.parameters()) for n, net in players.items()}
+    optimizers = {n: hw.optimizer(instantiate(cfg.optim[n]), net.parameters()) for n, net in players.items()}
     schedule = config_lib.instantiate_group(cfg.schedule, "schedule")
     schedulers = {n: torch.optim.lr_scheduler.LambdaLR(o, schedule) for n, o in optimizers.items()}
     distributed.seed_rank(dist, cfg.seed)

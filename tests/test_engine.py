@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -226,6 +228,22 @@ def test_bf16_run_trains(tmp_path):
     cfg, state, data, hw = _setup("hardware.precision=bf16")
     stats = _step(cfg, state, data, hw)
     assert torch.isfinite(torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in stats.values()])).all()
+
+
+@pytest.mark.parametrize("make, fused_optim, fused", [
+    (partial(torch.optim.Adam, lr=1e-3), True, True),
+    (partial(torch.optim.SGD, lr=0.1, momentum=0.5), True, True),
+    (partial(torch.optim.RMSprop, lr=1e-3), True, None),  # no fused kernel: built as configured
+    (partial(torch.optim.Adam, lr=1e-3, fused=False), True, False),  # the config's own choice wins
+    (partial(torch.optim.Adam, lr=1e-3), False, None)])
+def test_optimizers_are_fused_where_a_kernel_exists(make, fused_optim, fused):
+    net = nn.Linear(3, 2)
+    opt = Hardware(_hw(fused_optim=fused_optim), torch.device("cpu")).optimizer(make, net.parameters())
+    assert opt.param_groups[0].get("fused") == fused
+    net(torch.randn(4, 3)).sum().backward()
+    before = net.weight.detach().clone()
+    opt.step()
+    assert not torch.equal(before, net.weight)
 
 
 def test_fp16_on_cpu_is_refused():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 
 import torch
 from omegaconf import DictConfig
@@ -78,6 +80,15 @@ class Hardware:
             raise ConfigError("hardware.precision=fp16 needs CUDA; on CPU use hardware.precision=bf16")
         self.device = device
         self.channels_last = bool(hw.channels_last)
+        self.fused_optim = bool(hw.fused_optim)
+
+    def optimizer(self, make: functools.partial, params) -> torch.optim.Optimizer:
+        """``make(params)``, with ``fused=True`` when ``hardware.fused_optim`` and the optimizer has a fused kernel
+        (unless the config sets ``fused``): one pass over each parameter instead of a kernel per arithmetic op.
+        On the CPU, Adam's step on pix2pix's 54M parameters took 40% of a 256-px training step unfused
+        (torch.profiler: aten::div and aten::sqrt over every tensor); fused it is ~5x faster."""
+        fusable = "fused" in inspect.signature(make.func).parameters and "fused" not in make.keywords
+        return make(params, fused=True) if self.fused_optim and fusable else make(params)
 
     def scalers(self, players) -> dict[str, torch.amp.GradScaler]:
         """One scaler per player (their losses have different scales); disabled unless fp16."""
