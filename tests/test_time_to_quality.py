@@ -93,6 +93,25 @@ def test_ctrl_c_prints_and_writes_what_was_measured(shared, monkeypatch, tmp_pat
     assert "INTERRUPTED" in capsys.readouterr().out
 
 
+def test_a_diverged_run_is_reported_and_the_next_one_runs(shared, monkeypatch, capsys):
+    class DivergesOnce(ttq.FiniteGuard):
+        failed = False
+
+        def check(self, ckpt_dir):
+            if not DivergesOnce.failed:
+                DivergesOnce.failed = True
+                raise ttq.NonFiniteLossError("loss/D is nan at step 2")
+            super().check(ckpt_dir)
+
+    monkeypatch.setattr(ttq, "FiniteGuard", DivergesOnce)
+    report = ttq.main(["--unit", "steps", "--budget", "4", "--every", "2", "--samples", "32",
+                       "--runs", "hardware=cpu", "hardware=cpu train.batch_size=16", *shared])
+    diverged, fine = report["runs"]
+    assert diverged["error"] == "loss/D is nan at step 2" and diverged["points"] == []
+    assert [p["steps"] for p in fine["points"]] == [2, 4] and not report["interrupted"]
+    assert "diverged" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("args, message", [
     (["--runs", "hardware=cpu seed=1"], "'seed=1' would make this run's FID incomparable"),
     (["--runs", "eval.num_samples=10"], "'eval.num_samples=10' would make"),
