@@ -10,7 +10,8 @@ first ``--samples`` images of the dataset's test split. The clock runs only arou
 the classifier (trained and cached on first use) and every evaluation stay outside it. An evaluation comes at
 the first step that reaches its mark, so it may see one step more. Every run has the same seed and evaluation
 settings, so fp32, bf16 and batch sizes compare by the quality they reach per second, not only by images/s.
-Ctrl-C prints (and writes) what was measured so far.
+Learning-rate schedules keep ``train.steps`` as their horizon, however many steps the budget allows. Ctrl-C
+prints (and writes) what was measured so far.
 
     python scripts/time_to_quality.py --budget 120 --every 20 \\
         --runs "hardware=cpu" "hardware=bf16" "hardware=bf16 train.batch_size=256" -- model=dcgan dataset=mnist
