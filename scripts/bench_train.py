@@ -27,6 +27,7 @@ from importlib.resources import files
 
 import torch
 from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
@@ -67,24 +68,30 @@ def matmul_rate(device: torch.device, dtype: torch.dtype | None = None, n: int =
     window: the machine's practical peak for that precision right now."""
     a, b = (torch.randn(n, n, device=device, dtype=dtype or torch.float32) for _ in range(2))
     a @ b  # warm-up
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    _sync(device)
+    sync(device)
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so a clock read after it is fair."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def bench_model(model: str, overrides: list[str], warmup: int, windows: int, steps: int) -> dict:
+def compose_train(overrides: list[str]) -> DictConfig:
+    """The config ``gan-lab train <overrides>`` would run."""
     config_lib.register()
-    _, phase_overrides = MODEL_OVERRIDES.get(model, ("", []))
     with initialize_config_module("gan_lab.configs", version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={model}", "train.steps=1000000", *phase_overrides, *overrides])
+        return compose("train", overrides=overrides)
+
+
+def bench_model(model: str, overrides: list[str], warmup: int, windows: int, steps: int) -> dict:
+    _, phase_overrides = MODEL_OVERRIDES.get(model, ("", []))
+    cfg = compose_train([f"model={model}", "train.steps=1000000", *phase_overrides, *overrides])
     with process_flags(cfg.hardware, resolve_device(cfg.hardware)):
         return _bench(model, cfg, warmup, windows, steps)
 
@@ -100,12 +107,12 @@ def _bench(model: str, cfg, warmup: int, windows: int, steps: int) -> dict:
     per_step = state.batches - batches  # batches drawn by one step: every phase's, for any phase list
     rates, peaks, fp32_peaks = [], [], []
     for _ in range(windows):
-        _sync(hw.device)
+        sync(hw.device)
         t0 = time.perf_counter()
         for _ in range(steps):
             train_step(state, data, hw, cfg, guard)
         guard.check(Path("."))
-        _sync(hw.device)
+        sync(hw.device)
         rates.append(steps / (time.perf_counter() - t0))
         peaks.append(matmul_rate(hw.device, hw.dtype))
         fp32_peaks.append(matmul_rate(hw.device) if hw.dtype is not None else peaks[-1])
