@@ -152,7 +152,7 @@ def pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true", help="every model in fp32 and in bf16, side by side")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides applied to every model")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     def bench(model: str, *extra: str) -> dict:
         return bench_model(model, [*args.overrides, *extra], args.warmup, args.windows, args.steps)
