@@ -68,3 +68,19 @@ def test_bad_settings_stop_before_training(tmp_path):
     assert not (tmp_path / "b" / "checkpoints").exists()
     with pytest.raises(ConfigError, match="eval.metrics during training"):
         run(compose_train([*BASE, *_eval_args(tmp_path), "eval.metrics=[fid,is]"]), tmp_path / "c")
+
+
+def test_a_bf16_run_measures_fid_in_fp32(tmp_path):
+    """The FID a bf16 run logs is the one an fp32 evaluation gives on its checkpoint: evaluation runs outside
+    autocast (under it, bf16 samples move the FID far beyond 1e-6)."""
+    from gan_lab.metrics.evaluate import TrainingEvaluator
+    from gan_lab.train import setup
+
+    args = [*BASE, *_eval_args(tmp_path), "train.steps=2", "train.ckpt_every=2"]
+    run(compose_train([*args, "hardware.precision=bf16"]), tmp_path / "run")
+    [(_, logged)] = _scalars(tmp_path / "run", "metrics/classifier_fid")
+    cfg = compose_train([*args, "hardware.precision=fp32"])
+    state, data, hw = setup(cfg)
+    state.load_state_dict(checkpoint.load(tmp_path / "run" / "checkpoints" / "last.pt"), data)
+    _, fp32 = TrainingEvaluator(cfg, state.task, hw.device)(state)
+    assert fp32 == pytest.approx(logged, rel=1e-6)
