@@ -93,6 +93,7 @@ def test_critics_estimate_w1_and_js_of_the_parallel_lines():
     ("xy_game", ["xy_game.steps=30"]),
     ("optimal_d", ["optimal_d.steps=300"]),
     ("saturation", ["saturation.steps=200", "saturation.every=100"]),
+    ("mode_collapse", ["mode_collapse.steps=20", "mode_collapse.every=10", "mode_collapse.points=64"]),
 ])
 def test_theory_command_writes_figure_and_numbers(tmp_path, name, settings):
     pytest.importorskip("matplotlib")
@@ -109,6 +110,9 @@ def test_theory_command_writes_figure_and_numbers(tmp_path, name, settings):
         assert drawn | set(numbers["skipped"]) == set(loss_names())
         ends = {label.split(" ")[0]: curve[-1]["grad_G"] for label, curve in numbers["curves"].items()}
         assert ends["minimax"] < ends["nonsaturating"] / 10  # minimax saturates
+    if name == "mode_collapse":  # the run's own scatter plots, and the modes of its checkpoints
+        assert numbers["steps"] == [10, 20] and len(numbers["modes_covered"]) == 2 and numbers["modes"] == 8
+        assert (tmp_path / "figs" / "mode_collapse_run" / "samples" / "fixed_0000020.png").exists()
     assert not (tmp_path / "outputs").exists()  # out= is the run directory
 
 
