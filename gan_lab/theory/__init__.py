@@ -5,6 +5,7 @@ settings are ``<name>.<key>=`` overrides (``gan-lab theory xy_game xy_game.lr=0.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -29,11 +30,14 @@ config_lib.register()
 
 
 def make(cfg: DictConfig, out: Path) -> str:
-    """Draw figure ``cfg.name`` into ``out``; returns its one-line summary."""
+    """Draw figure ``cfg.name`` into ``out``; returns its one-line summary, also stored in its JSON."""
     if cfg.name not in FIGURES:
         raise ConfigError(f"name={cfg.name}: choose one of {', '.join(FIGURES)}")
     torch.set_num_threads(1)  # toy sizes: threads cost more than they give
-    return FIGURES[cfg.name](cfg[cfg.name], out)
+    summary = FIGURES[cfg.name](cfg[cfg.name], out)
+    numbers = out / f"{cfg.name}.json"
+    numbers.write_text(json.dumps({"summary": summary, **json.loads(numbers.read_text())}, indent=1) + "\n")
+    return summary
 
 
 def _run(cfg: DictConfig) -> None:

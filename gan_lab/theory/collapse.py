@@ -62,7 +62,7 @@ def mode_collapse(cfg: DictConfig, out: Path) -> str:
     save(fig, out, "mode_collapse", {"command": ["gan-lab", "train", *command[3:-1]], "steps": steps,
                                      "modes_covered": [c[0] for c in covered], "modes": covered[0][1],
                                      "high_quality_fraction": [c[2] for c in covered],
-                                     "snapshots": [str(p) for p in shots], "run": str(run_dir)})
+                                     "snapshots": [str(p.relative_to(out)) for p in shots]})
     trail = ", ".join(f"{k}" for k, _, _ in covered)
     return (f"modes covered at steps {', '.join(map(str, steps))}: {trail} of {covered[0][1]} "
             f"({' '.join(cfg.overrides)}); run and scatter plots in {run_dir}")
