@@ -49,9 +49,11 @@ FIGURES = {
         "`configs/loss` (a new loss there appears here without new code; one the toy cannot run is listed as "
         "skipped with its reason in the JSON). With the minimax cost log(1 - D(G(z))) G's gradient vanishes as D "
         "learns to reject its samples; the non-saturating -log D(G(z)) keeps it (Goodfellow et al. 2014, §3; "
-        "Goodfellow 2016 tutorial, §3.2.3; Arjovsky & Bottou 2017, §2.2). Losses whose D objective is unbounded "
-        "on a free output (wasserstein, energy) get a 1-Lipschitz critic through the lab's gradient penalty, "
-        "as `model=wgan_gp` does; the energy loss is then run on that critic, not on EBGAN's auto-encoder."),
+        "Goodfellow 2016 tutorial, §3.2.3; Arjovsky & Bottou 2017, §2.2). The maximum-likelihood cost fades too "
+        "(at the optimal D, exp(logit) = p_data / p_g is tiny where G's samples lie), and so, by orders of "
+        "magnitude less, does least squares'; the critics keep a gradient of order 1. Losses whose D objective "
+        "is unbounded on a free output (wasserstein, energy) get a 1-Lipschitz critic through the lab's gradient "
+        "penalty, as `model=wgan_gp` does; the energy loss is then run on that critic, not on EBGAN's auto-encoder."),
     "xy_game": (
         "Gradient play on min_x max_y xy",
         "The only equilibrium is (0, 0). Simultaneous gradient steps multiply the radius by sqrt(1 + lr^2) "
@@ -90,8 +92,8 @@ def main() -> None:
              "`gan-lab theory <name>` run (settings in `configs/theory.yaml`, overrides as `<name>.<key>=`), "
              "which writes `<name>.png` and `<name>.json` (the numbers) into its run directory "
              "(`outputs/theory/<name>/<date>_<time>`, or `out=`) and prints one line; that line is quoted under "
-             "each figure. Section numbers of the tutorial and of Arjovsky & Bottou 2017 are as recalled, not "
-             "checked against the papers here.", "",
+             "each figure. Paper sections are cited as recalled: no copy of the papers was at hand to check the "
+             "numbers against.", "",
              f"Machine: {cpu_model()}, {os.cpu_count()} cores (shared with other jobs), Python "
              f"{platform.python_version()}, torch {torch.__version__}, CPU only, OMP_NUM_THREADS=1, seed 0. "
              "*seconds*: wall time of the command, start-up included.", ""]

@@ -117,6 +117,9 @@ def test_theory_command_writes_figure_and_numbers(tmp_path, name, settings):
 
 
 def test_bad_figure_name_and_bad_loss_are_one_line_errors(tmp_path):
+    for args in ([], ["nope"]):
+        none = gan_lab("theory", *args, cwd=tmp_path)
+        assert none.returncode == 1 and "name a figure first" in none.stderr and "xy_game" in none.stderr
     bad = gan_lab("theory", "name=nope", cwd=tmp_path)
     assert bad.returncode == 1 and "name=nope: choose one of" in bad.stdout + bad.stderr
     assert "Traceback" not in bad.stderr

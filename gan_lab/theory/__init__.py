@@ -52,7 +52,13 @@ def _app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """A first argument naming a figure becomes ``name=<it>``; the rest goes to Hydra."""
-    if len(sys.argv) > 1 and sys.argv[1] in FIGURES:
-        sys.argv[1] = f"name={sys.argv[1]}"
+    """A first argument naming a figure becomes ``name=<it>``; the rest goes to Hydra. Without a figure (and no
+    Hydra flag such as ``--help``) the command says which there are, before Hydra makes a run directory."""
+    args = sys.argv[1:]
+    if args and args[0] in FIGURES:
+        sys.argv[1] = f"name={args[0]}"
+    elif not any(a.startswith(("name=", "-")) for a in args):
+        print(f"gan-lab theory: name a figure first: gan-lab theory {{{','.join(FIGURES)}}} [overrides]",
+              file=sys.stderr)
+        raise SystemExit(1)
     _app()

@@ -42,8 +42,9 @@ def mode_collapse(cfg: DictConfig, out: Path) -> str:
     command = train_command(cfg, run_dir)
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise GanLabError(f"mode_collapse: the training run failed ({' '.join(command[3:])}): "
-                          f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+        said = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()
+                and "HYDRA_FULL_ERROR" not in line]  # its error, not Hydra's trailer
+        raise GanLabError(f"mode_collapse: the training run failed ({' '.join(command[3:])}): {''.join(said[-1:])}")
     shots = sorted((run_dir / "samples").glob("*.png"))
     if not shots:
         raise GanLabError(f"mode_collapse: the run wrote no scatter plots under {run_dir / 'samples'} "
