@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from gan_lab.theory import closed_form as cf
 from gan_lab.theory.critic import d_loss_on, load_loss, loss_names, toy_critic, train_critic, unbounded
@@ -73,6 +74,26 @@ def test_unbounded_losses_are_the_critic_games():
     flagged = {name for name in loss_names() if unbounded(load_loss(name, "loss"))}
     assert {"wasserstein", "energy"} <= flagged
     assert not flagged & {"minimax", "nonsaturating", "maxlikelihood", "hinge", "leastsquares"}
+
+
+def test_saturation_draws_a_new_loss_and_lists_one_it_cannot_run(tmp_path, monkeypatch):
+    """A loss added to configs/loss is drawn without new code; one the toy cannot build is listed with its reason."""
+    pytest.importorskip("matplotlib")
+    from gan_lab.theory import critic, games
+
+    group = tmp_path / "loss"
+    group.mkdir()
+    (group / "minimax.yaml").write_text((critic.LOSSES / "minimax.yaml").read_text())
+    (group / "smoothed.yaml").write_text("_target_: gan_lab.losses.adversarial.NonSaturating\nreal_target: 0.9\n")
+    (group / "needs_more.yaml").write_text("_target_: gan_lab.losses.adversarial.EnergyMargin\nmargin: -1\n")
+    monkeypatch.setattr(critic, "LOSSES", group)
+    cfg = OmegaConf.create({"data": [4.0, 0.5], "steps": 4, "every": 2, "batch": 32, "lr": 1e-3, "penalty": 10.0,
+                            "seed": 0})
+    line = games.saturation(cfg, tmp_path / "out")
+    numbers = json.loads((tmp_path / "out" / "saturation.json").read_text())
+    assert set(numbers["curves"]) == {"minimax", "smoothed"}
+    assert "loss.margin must be positive" in numbers["skipped"]["needs_more"]
+    assert "skipped: needs_more" in line
 
 
 def test_critics_estimate_w1_and_js_of_the_parallel_lines():

@@ -16,19 +16,19 @@ from gan_lab.losses.penalties import gradient_penalty
 from gan_lab.models.gan import Discriminator
 
 Sampler = Callable[[int], torch.Tensor]
+LOSSES = resources.files("gan_lab.configs") / "loss"  # the loss config group: one YAML file per option
 
 
 def loss_names() -> list[str]:
     """Every option of the ``loss`` config group, sorted."""
-    return sorted(p.name.removesuffix(".yaml") for p in (resources.files("gan_lab.configs") / "loss").iterdir()
-                  if p.name.endswith(".yaml"))
+    return sorted(p.name.removesuffix(".yaml") for p in LOSSES.iterdir() if p.name.endswith(".yaml"))
 
 
 def load_loss(name: str, key: str):
     """The loss object of ``configs/loss/<name>.yaml``; ``key`` names the setting in errors."""
     if name not in loss_names():
         raise ConfigError(f"{key}={name}: not in configs/loss (choose from {', '.join(loss_names())})")
-    return instantiate(OmegaConf.load(str(resources.files("gan_lab.configs") / "loss" / f"{name}.yaml")))
+    return instantiate(OmegaConf.load(str(LOSSES / f"{name}.yaml")))
 
 
 def unbounded(loss) -> bool:

@@ -60,7 +60,7 @@ def saturation(cfg: DictConfig, out: Path) -> str:
             records = train_critic(D, loss, real, fake, cfg.steps, cfg.batch, cfg.lr,
                                    penalty=cfg.penalty if constrained else 0.0, every=cfg.every, probe=probe)
         except Exception as err:  # any loss the toy cannot run is listed with its reason, never dropped silently
-            skipped[name] = f"{type(err).__name__}: {err}".splitlines()[0]
+            skipped[name] = " ".join(f"{type(err).__name__}: {err}".split())[:300]  # Hydra's cause is on line 2
             continue
         if not all(torch.isfinite(torch.tensor(r["grad_G"])) for r in records):
             skipped[name] = "a non-finite G gradient on the toy"
