@@ -21,6 +21,8 @@ COMMANDS = {
                 "project images onto a generator's manifold, edit them with a colour brush, interpolate (iGAN)"),
     "anomaly": ("gan_lab.anomaly", "AnoGAN / f-AnoGAN anomaly scores and AUROC of a one-class checkpoint (ckpt=)"),
     "report": ("gan_lab.report", "one self-contained HTML page (and markdown) of a run or a sweep (path=)"),
+    "theory": ("gan_lab.theory",
+               "figures of the theory behind the losses: optimal_d, divergences, saturation, xy_game, mode_collapse"),
     "train-classifier": ("gan_lab.train_classifier",
                          "train and cache the classifier behind eval.features=classifier (dataset=)"),
     "train-text-encoder": ("gan_lab.train_text_encoder",

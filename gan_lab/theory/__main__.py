@@ -1,0 +1,3 @@
+from gan_lab.theory import main
+
+main()
