@@ -1,6 +1,6 @@
 """bfloat16 autocast on the CPU (``hardware.precision=bf16``) for every model: the loss of the first phase is
-fp32's within bf16's rounding, and 4 steps train, keep fp32 checkpoints and track fp32's losses. ``hardware.precision=auto``
-picks bf16 only where the CPU has native bf16 and says why."""
+fp32's within bf16's rounding, and 4 steps train, keep fp32 checkpoints and track fp32's losses.
+``hardware.precision=auto`` picks bf16 only where the CPU has native bf16 and says why."""
 
 from __future__ import annotations
 
