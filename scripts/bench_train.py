@@ -119,7 +119,8 @@ def _bench(model: str, cfg, warmup: int, windows: int, steps: int) -> dict:
     it_per_s = statistics.median(rates)
     gflops = flops * it_per_s / 1e9
     peak, fp32_peak = statistics.median(peaks), statistics.median(fp32_peaks)
-    return {"model": model, "precision": _limit_name(hw), "batch": tc.batch_size * per_step, "img/s": it_per_s * tc.batch_size * per_step, "gflop": flops / 1e9, "gflops": gflops,
+    return {"model": model, "precision": _limit_name(hw), "batch": tc.batch_size * per_step,
+            "img/s": it_per_s * tc.batch_size * per_step, "gflop": flops / 1e9, "gflops": gflops,
             "peak": peak, "share": gflops / peak, "fp32_peak": fp32_peak, "fp32_share": gflops / fp32_peak,
             "device": hw.device}
 
